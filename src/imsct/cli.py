@@ -1,0 +1,118 @@
+"""The ``imsct`` command line: one entry point, one subcommand per step."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+
+def _naming(args):
+    from .bids import Naming
+
+    if getattr(args, "naming", None) == "ivadomed":
+        return Naming.ivadomed()
+    if getattr(args, "config", None):
+        cfg = yaml.safe_load(Path(args.config).read_text()) or {}
+        return Naming.from_config(cfg.get("inputs", {}))
+    return Naming()
+
+
+def cmd_phantom(args) -> int:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from rich.progress import Progress
+
+    from .phantom import generate_subject, plan_cohort, write_dataset_files
+
+    out = Path(args.out_dir)
+    specs = plan_cohort(args.subjects, args.seed)
+    if args.only:
+        wanted = set(args.only)
+        unknown = wanted - {s.participant_id for s in specs}
+        if unknown:
+            print(f"error: --only {sorted(unknown)} not in a cohort of {args.subjects}", file=sys.stderr)
+            return 2
+        todo = [s for s in specs if s.participant_id in wanted]
+    else:
+        todo = specs
+    naming = _naming(args)
+    if not args.only:
+        write_dataset_files(out, specs, args.seed, args.size, naming)
+    t0 = time.perf_counter()
+    with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task("phantom", total=len(todo))
+        if args.jobs > 1 and len(todo) > 1:
+            with ProcessPoolExecutor(args.jobs) as pool:
+                futs = [pool.submit(generate_subject, out, s, args.seed, args.size, naming, args.qc) for s in todo]
+                for f in futs:
+                    f.result()
+                    progress.advance(task)
+        else:
+            for s in todo:
+                generate_subject(out, s, args.seed, args.size, naming, args.qc)
+                progress.advance(task)
+    dt = time.perf_counter() - t0
+    print(f"wrote {len(todo)} subject(s) to {out} in {dt:.1f} s ({dt / max(len(todo), 1):.2f} s/subject)")
+    return 0
+
+
+def cmd_discover(args) -> int:
+    from .bids import discover
+    from .io import write_tsv
+
+    cohort, excluded = discover(args.bids_dir, _naming(args))
+    write_tsv(cohort, args.out)
+    excl_path = Path(args.excluded) if args.excluded else Path(args.out).with_name("excluded.tsv")
+    write_tsv(excluded, excl_path)
+    print(f"{len(cohort)} subject(s)/session(s) in {args.out}; {len(excluded)} excluded (see {excl_path})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="imsct", description=__doc__)
+    p.add_argument("--version", action="version", version=f"imsct {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ph = sub.add_parser("phantom", help="generate a synthetic BIDS cohort of IMSCT spinal MRI")
+    ph.add_argument("out_dir")
+    ph.add_argument("--subjects", type=int, default=12)
+    ph.add_argument("--seed", type=int, default=0)
+    ph.add_argument("--size", choices=("full", "small"), default="full")
+    ph.add_argument("--qc", action="store_true", help="write a PNG montage per subject")
+    ph.add_argument("--only", nargs="+", metavar="SUB", help="generate only these participant ids")
+    ph.add_argument("--jobs", type=int, default=1, help="parallel processes")
+    ph.add_argument("--naming", choices=("bids", "ivadomed"), default="bids")
+    ph.add_argument("--config", help="workflow config whose `inputs` section sets the naming")
+    ph.set_defaults(func=cmd_phantom)
+
+    d = sub.add_parser("discover", help="index a BIDS dataset into a cohort table")
+    d.add_argument("bids_dir")
+    d.add_argument("--out", required=True, help="cohort TSV")
+    d.add_argument("--excluded", help="TSV of excluded subjects (default: excluded.tsv beside --out)")
+    d.add_argument("--config", help="workflow config whose `inputs` section sets the naming")
+    d.add_argument("--naming", choices=("bids", "ivadomed"))
+    d.set_defaults(func=cmd_discover)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""NIfTI and table I/O: validated loading and atomic writing.
+
+Every writer in the package goes through :func:`atomic_path`, so an interrupted run never leaves a
+half-written file under its final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import nibabel as nib
+import numpy as np
+
+
+class ImageError(ValueError):
+    """An input image is unusable; the message names the file and the problem."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    The temporary name keeps the final suffixes (``.nii.gz``) so writers pick the right format.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def save_nifti(
+    data: np.ndarray, affine: np.ndarray, path: str | os.PathLike, dtype=None, header=None
+) -> Path:
+    """Write ``data`` on the grid ``affine`` atomically; sform and qform both set (code 1, scanner)."""
+    arr = np.asarray(data if dtype is None else data.astype(dtype, copy=False))
+    img = nib.Nifti1Image(arr, np.asarray(affine, dtype=float), header=header)
+    img.set_sform(affine, code=1)
+    img.set_qform(affine, code=1)
+    img.header.set_xyzt_units("mm", "sec")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        nib.save(img, tmp)
+    return path
+
+
+def write_json(obj, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    return path
+
+
+def write_text(text: str, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return path
+
+
+def write_tsv(df, path: str | os.PathLike) -> Path:
+    """Write a pandas DataFrame as TSV (no index, 'n/a' for missing, as BIDS does)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, sep="\t", index=False, na_rep="n/a")
+    return path
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def load_image(path: str | os.PathLike, ndim: int = 3) -> nib.Nifti1Image:
+    """Load a NIfTI image and check that it is usable: readable, ``ndim``-D (trailing 1-length
+    dimensions dropped), finite, and with an invertible affine. Raises :class:`ImageError`."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: file not found")
+    try:
+        img = nib.load(str(path))
+        if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+            raise ImageError(f"{path}: not a NIfTI image ({type(img).__name__})")
+        data = np.asanyarray(img.dataobj)
+    except ImageError:
+        raise
+    except Exception as exc:  # nibabel raises many types for corrupt/truncated files
+        raise ImageError(f"{path}: cannot be read as NIfTI ({type(exc).__name__}: {exc})") from None
+    while data.ndim > ndim and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim != ndim:
+        raise ImageError(f"{path}: expected a {ndim}D image, got shape {data.shape}")
+    if min(data.shape) < 1:
+        raise ImageError(f"{path}: empty image, shape {data.shape}")
+    if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
+        raise ImageError(f"{path}: contains NaN or infinite voxels")
+    affine = img.affine
+    if affine is None or not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
+        raise ImageError(f"{path}: affine is missing or singular")
+    return nib.Nifti1Image(data, affine, header=img.header)
+
+
+def same_grid(a: nib.Nifti1Image, b: nib.Nifti1Image, atol: float = 1e-3) -> bool:
+    """True when two images share shape and affine (to ``atol`` mm)."""
+    return a.shape[:3] == b.shape[:3] and np.allclose(a.affine, b.affine, atol=atol)

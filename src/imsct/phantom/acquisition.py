@@ -1,0 +1,137 @@
+"""Acquisition model: per-subject sagittal grids, patient motion between the scans, bias field,
+Rician noise, intensity scaling and storage orientation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import nibabel as nib
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from .render import Grid
+
+# Storage orientations seen in sagittal spine data (dcm2niix and friends write several).
+ORIENTATIONS = ("RAS", "LAS", "PIR", "ASR", "RPI", "LPI", "PSR", "AIL", "SPR")
+
+
+@dataclass
+class GridSpec:
+    fov_si: tuple[float, float]
+    inplane: tuple[float, float]
+    thickness: tuple[float, float]
+    coverage_rl: tuple[float, float]
+    ap_ratio: tuple[float, float]
+    ap_min: float
+    ap_max: float
+    max_matrix: int
+
+
+SIZES = {
+    # Paper section 2.1: in-plane 0.34-1.33 mm, slices 1.5-5.2 mm; FOV 150-450 mm superior-inferior.
+    "full": GridSpec((150, 450), (0.34, 1.33), (1.5, 5.2), (40, 60), (0.5, 0.62), 140, 260, 640),
+    # Tests and the demo: same anatomy, shorter field of view, coarser grid.
+    "small": GridSpec((96, 128), (0.9, 1.3), (2.0, 3.2), (30, 36), (0.6, 0.75), 72, 96, 160),
+}
+
+
+def draw_grid(rng: np.random.Generator, spec: GridSpec, z_lo: float, z_hi: float, z_must: float,
+              cord_xy: callable) -> Grid:
+    """A sagittal grid whose superior-inferior extent lies inside [z_lo, z_hi] and contains z_must.
+
+    ``cord_xy(z_range)`` returns the mean cord (x, y) and the deepest skin-to-cord distance over that
+    range, used to place the field of view.
+    """
+    fov = rng.uniform(*spec.fov_si)
+    # In-plane resolution and matrix: resolution drawn so the matrix stays realistic (<= max_matrix).
+    r_lo = max(spec.inplane[0], fov / spec.max_matrix)
+    r = rng.uniform(r_lo, max(r_lo, spec.inplane[1]))
+    fov = min(fov, z_hi - z_lo)
+    nz = max(16, int(round(fov / r)))
+    fov = nz * r
+    margin = 0.3 * fov
+    lo = max(z_lo, z_must - fov + margin)
+    hi = min(z_hi - fov, z_must - margin)
+    z_start = rng.uniform(lo, hi) if hi > lo else np.clip(z_must - fov / 2, z_lo, z_hi - fov)
+    mx, my, back = cord_xy((z_start, z_start + fov))
+    fov_ap = float(np.clip(fov * rng.uniform(*spec.ap_ratio), spec.ap_min, spec.ap_max))
+    ny = max(16, int(round(fov_ap / r)))
+    fov_ap = ny * r
+    # Posterior edge a little behind the skin of the back when the field of view is large enough.
+    y_start = my - min(back + rng.uniform(5, 25), fov_ap * rng.uniform(0.45, 0.6))
+    t = rng.uniform(*spec.thickness)
+    nx = max(3, int(np.ceil(rng.uniform(*spec.coverage_rl) / t)))
+    x_start = mx - (nx - 1) * t / 2 + rng.uniform(-0.25, 0.25) * t
+    origin = np.array([x_start, y_start + r / 2, z_start + r / 2])
+    return Grid((nx, ny, nz), origin, np.array([t, r, r]))
+
+
+@dataclass
+class Motion:
+    """Rigid patient motion between the T2w and the T1w scan, as a 4x4 matrix in scanner mm:
+    a point at scanner position p during the T2w is at ``matrix @ p`` during the T1w."""
+
+    matrix: np.ndarray
+    rotation_deg: float
+    translation_mm: float
+    large: bool
+
+    def to_dict(self) -> dict:
+        return {
+            "t1w_from_t2w_world": np.round(self.matrix, 6).tolist(),
+            "rotation_deg": round(self.rotation_deg, 3),
+            "translation_mm": round(self.translation_mm, 3),
+            "large": self.large,
+            "convention": "RAS mm; a point at scanner position p in the T2w session is at M @ p in the T1w session",
+        }
+
+
+def draw_motion(rng: np.random.Generator, center: np.ndarray, large: bool) -> Motion:
+    """Up to 5 deg and 10 mm; 'large' motion 20-40 mm and up to 15 deg (intensity registration is
+    expected to fail there)."""
+    axis = rng.normal(size=3)
+    axis /= np.linalg.norm(axis)
+    if large:
+        angle, shift = rng.uniform(5, 15), rng.uniform(20, 40)
+    else:
+        angle, shift = rng.uniform(0, 5), rng.uniform(0, 10)
+    direction = rng.normal(size=3)
+    direction /= np.linalg.norm(direction)
+    rot = Rotation.from_rotvec(np.deg2rad(angle) * axis).as_matrix()
+    m = np.eye(4)
+    m[:3, :3] = rot
+    m[:3, 3] = center - rot @ center + shift * direction
+    return Motion(m, float(angle), float(shift), large)
+
+
+def bias_field(rng: np.random.Generator, shape: tuple[int, int, int], strength: float) -> np.ndarray:
+    """Smooth multiplicative field exp(poly(x) + poly(y) + poly(z)), separable so it costs three
+    1-D evaluations and an outer product."""
+    factors = []
+    for n in shape:
+        u = np.linspace(-1, 1, n, dtype=np.float32)
+        c = rng.normal(0, strength, 2)
+        factors.append(np.exp(c[0] * u + c[1] * (u**2 - 1 / 3)).astype(np.float32))
+    return factors[0][:, None, None] * factors[1][None, :, None] * factors[2][None, None, :]
+
+
+def acquire(rng: np.random.Generator, image: np.ndarray, snr: float, bias: float) -> np.ndarray:
+    """Bias field, Rician noise (magnitude of complex Gaussian noise) and an arbitrary scanner scale;
+    returns int16 as most scanners store."""
+    img = image * bias_field(rng, image.shape, bias)
+    sigma = np.float32(np.percentile(img[img > 0.05], 95) / snr) if (img > 0.05).any() else np.float32(0.01)
+    re = img + sigma * rng.standard_normal(img.shape, dtype=np.float32)
+    im = sigma * rng.standard_normal(img.shape, dtype=np.float32)
+    mag = np.sqrt(re * re + im * im)
+    scale = rng.uniform(800, 3000) / max(float(np.percentile(mag, 99.5)), 1e-6)
+    return np.clip(np.rint(mag * scale), 0, 32767).astype(np.int16)
+
+
+def reorient(data: np.ndarray, affine: np.ndarray, axcodes: str) -> tuple[np.ndarray, np.ndarray]:
+    """Store a RAS-ordered array in another voxel orientation (same world positions)."""
+    src = nib.orientations.axcodes2ornt(nib.aff2axcodes(affine))
+    dst = nib.orientations.axcodes2ornt(tuple(axcodes))
+    t = nib.orientations.ornt_transform(src, dst)
+    out = nib.orientations.apply_orientation(data, t)
+    new_aff = affine @ nib.orientations.inv_ornt_aff(t, data.shape)
+    return np.ascontiguousarray(out), new_aff

@@ -1,0 +1,150 @@
+"""One synthetic subject: anatomy, lesions, two acquisitions and their labels, all in memory."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .acquisition import ORIENTATIONS, SIZES, acquire, draw_grid, draw_motion, reorient
+from .anatomy import VERTEBRAE, Anatomy, draw_anatomy
+from .lesions import draw_lesions, expand_cord, lesion_dicts
+from .render import Grid, render, tissue_luts
+
+LABEL_CLASSES = ("tumor", "edema", "cavity")
+
+
+@dataclass
+class SubjectSpec:
+    index: int  # 1-based position in the cohort
+    participant_id: str  # "sub-001"
+    tumor_type: str
+    sex: str
+    age: int
+    tumor_region: str
+    large_motion: bool
+
+
+@dataclass
+class SubjectData:
+    spec: SubjectSpec
+    t2w: np.ndarray
+    t2w_affine: np.ndarray
+    t1w: np.ndarray
+    t1w_affine: np.ndarray
+    labels: dict[str, np.ndarray]  # on the T2w grid: tumor, edema, cavity, centerline, discs
+    t1w_discs: np.ndarray
+    truth: dict = field(default_factory=dict)
+
+
+def _disc_points(anat: Anatomy) -> dict[int, np.ndarray]:
+    """Posterior tip of each disc (patient mm), keyed by the SCT disc value (C2/C3 = 3 ... L5/S1 = 25)."""
+    pts = {}
+    for k in range(1, len(VERTEBRAE) - 1):
+        zk = anat.disc_mid(k)
+        i = anat.idx(zk)
+        n0 = anat.canal_off[i] + anat.canal_ry[i] + 0.8
+        dy = n0 / anat.cos_t[i]
+        pts[k + 2] = np.array([anat.cx[i], anat.cy[i] + dy, zk - dy * anat.sin_t[i]], dtype=float)
+    return pts
+
+
+def _point_label_volume(shape, grid: Grid, points: dict[int, np.ndarray]) -> np.ndarray:
+    vol = np.zeros(shape, np.uint8)
+    inv = np.linalg.inv(grid.affine)
+    for value, p in points.items():
+        ijk = np.rint(inv[:3, :3] @ p + inv[:3, 3]).astype(int)
+        if np.all(ijk >= 0) and np.all(ijk < np.asarray(shape)):
+            vol[tuple(ijk)] = value
+    return vol
+
+
+def _centerline(anat: Anatomy, grid: Grid) -> np.ndarray:
+    """One voxel per superior-inferior row, at the cord centre (the canal centre below the conus)."""
+    vol = np.zeros(grid.shape, np.uint8)
+    z = grid.axis(2)
+    it = anat.idx(z)
+    i = np.rint((anat.cx[it] - grid.origin[0]) / grid.spacing[0]).astype(int)
+    j = np.rint((anat.cy[it] - grid.origin[1]) / grid.spacing[1]).astype(int)
+    ok = (i >= 0) & (i < grid.shape[0]) & (j >= 0) & (j < grid.shape[1])
+    vol[i[ok], j[ok], np.nonzero(ok)[0]] = 1
+    return vol
+
+
+def make_subject(spec: SubjectSpec, seed: int, size: str = "full") -> SubjectData:
+    t0 = time.perf_counter()
+    rng = np.random.default_rng([seed, spec.index])
+    anat = draw_anatomy(rng, spec.age, spec.sex)
+    lesions, look = draw_lesions(rng, anat, spec.tumor_type, spec.tumor_region)
+    expand_cord(anat, lesions)
+    gspec = SIZES[size]
+    z_t = lesions[0].z0
+    z_lo, z_hi = anat.body_bottom[-1] + 30, 35.0
+
+    def cord_xy(zr):
+        it = anat.idx(np.linspace(zr[0], zr[1], 32))
+        return float(anat.cx[it].mean()), float(anat.cy[it].mean()), float(anat.post_depth[it].max())
+
+    g2 = draw_grid(rng, gspec, z_lo, z_hi, z_t, cord_xy)
+    g1 = draw_grid(rng, gspec, z_lo, z_hi, z_t, cord_xy)
+    center = g2.origin + g2.spacing * (np.asarray(g2.shape) - 1) / 2
+    motion = draw_motion(rng, center, spec.large_motion)
+    lut2, lut1, tex = tissue_luts(rng, look, spec.age)
+
+    img2, frac = render(anat, lesions, g2, lut2, tex, look.enhancing_fraction, look.hemosiderin_cap, rng)
+    img1, _ = render(anat, lesions, g1, lut1, tex, look.enhancing_fraction, look.hemosiderin_cap, rng,
+                     with_labels=False)
+    snr = rng.uniform(15, 40)
+    t2 = acquire(rng, img2, snr, rng.uniform(0.08, 0.25))
+    t1 = acquire(rng, img1, snr * rng.uniform(0.7, 1.2), rng.uniform(0.08, 0.25))
+
+    # Mutually exclusive class labels: each voxel takes the class (or background) covering most of it.
+    stack = np.stack([1 - sum(frac.values())] + [frac[c] for c in LABEL_CLASSES])
+    winner = np.argmax(stack, axis=0)
+    labels = {c: (winner == k + 1).astype(np.uint8) for k, c in enumerate(LABEL_CLASSES)}
+    labels["centerline"] = _centerline(anat, g2)
+    discs = _disc_points(anat)
+    labels["discs"] = _point_label_volume(g2.shape, g2, discs)
+    t1_discs = _point_label_volume(g1.shape, g1, discs)
+
+    ax2 = ORIENTATIONS[rng.integers(len(ORIENTATIONS))]
+    ax1 = ORIENTATIONS[rng.integers(len(ORIENTATIONS))]
+    t2, aff2 = reorient(t2, g2.affine, ax2)
+    labels = {k: reorient(v, g2.affine, ax2)[0] for k, v in labels.items()}
+    t1, aff1_patient = reorient(t1, g1.affine, ax1)
+    t1_discs = reorient(t1_discs, g1.affine, ax1)[0]
+    # The T1w slices were prescribed on the patient as it lay during the T1w: its true scanner
+    # header is the motion applied to the patient-frame grid.
+    aff1 = motion.matrix @ aff1_patient
+
+    voxel_mm3 = float(np.prod(g2.spacing))
+    in_fov = {k: int(v) for k, v in ((k, np.count_nonzero(labels["discs"] == k)) for k in discs) if v}
+    truth = {
+        "participant_id": spec.participant_id,
+        "tumor_type": spec.tumor_type,
+        "tumor_region": spec.tumor_region,
+        "size": size,
+        "seed": seed,
+        "motion": motion.to_dict(),
+        "volumes_cm3": {c: round(float(labels[c].sum()) * voxel_mm3 / 1000, 4) for c in LABEL_CLASSES},
+        "lesions": lesion_dicts(lesions),
+        "appearance": {
+            "t2": round(look.t2, 3),
+            "t1": round(look.t1, 3),
+            "t1_enhancing": round(look.t1_enhancing, 3),
+            "enhancing_fraction": round(look.enhancing_fraction, 3),
+            "hemosiderin_cap": look.hemosiderin_cap,
+        },
+        "t2w_grid": {"shape": list(t2.shape), "spacing_ras": g2.spacing.round(4).tolist(), "orientation": ax2},
+        "t1w_grid": {"shape": list(t1.shape), "spacing_ras": g1.spacing.round(4).tolist(), "orientation": ax1},
+        "discs_t2w_world": {str(k): np.round(p, 3).tolist() for k, p in discs.items() if k in in_fov},
+        "discs_t1w_world": {
+            str(k): np.round(motion.matrix[:3, :3] @ p + motion.matrix[:3, 3], 3).tolist()
+            for k, p in discs.items() if np.any(t1_discs == k)
+        },
+        "snr": round(snr, 2),
+        "z_conus": round(anat.z_conus, 2),
+        "render_seconds": round(time.perf_counter() - t0, 3),
+    }
+    return SubjectData(spec, t2, aff2, t1, aff1, labels, t1_discs, truth)
