@@ -35,24 +35,28 @@ SIZES = {
 }
 
 
-def draw_grid(rng: np.random.Generator, spec: GridSpec, z_lo: float, z_hi: float, z_must: float,
-              cord_xy: callable) -> Grid:
-    """A sagittal grid whose superior-inferior extent lies inside [z_lo, z_hi] and contains z_must.
+def draw_grid(rng: np.random.Generator, spec: GridSpec, z_lo: float, z_hi: float,
+              cover: tuple[float, float], cord_xy: callable) -> Grid:
+    """A sagittal grid whose superior-inferior extent lies inside [z_lo, z_hi] and covers the lesion
+    extent ``cover`` (low, high) when the size allows it, as a radiologist would prescribe.
 
     ``cord_xy(z_range)`` returns the mean cord (x, y) and the deepest skin-to-cord distance over that
     range, used to place the field of view.
     """
-    fov = rng.uniform(*spec.fov_si)
+    c_lo, c_hi = cover
+    fov = max(rng.uniform(*spec.fov_si), min(c_hi - c_lo + 20, spec.fov_si[1]))
     # In-plane resolution and matrix: resolution drawn so the matrix stays realistic (<= max_matrix).
     r_lo = max(spec.inplane[0], fov / spec.max_matrix)
     r = rng.uniform(r_lo, max(r_lo, spec.inplane[1]))
     fov = min(fov, z_hi - z_lo)
     nz = max(16, int(round(fov / r)))
     fov = nz * r
-    margin = 0.3 * fov
-    lo = max(z_lo, z_must - fov + margin)
-    hi = min(z_hi - fov, z_must - margin)
-    z_start = rng.uniform(lo, hi) if hi > lo else np.clip(z_must - fov / 2, z_lo, z_hi - fov)
+    if fov >= c_hi - c_lo + 10:
+        lo, hi = max(z_lo, c_hi + 5 - fov), min(z_hi - fov, c_lo - 5)
+    else:  # lesion longer than the field of view: centre on a random part of it
+        mid = rng.uniform(c_lo + fov / 2, c_hi - fov / 2)
+        lo = hi = mid - fov / 2
+    z_start = rng.uniform(lo, hi) if hi > lo else float(np.clip(lo, z_lo, z_hi - fov))
     mx, my, back = cord_xy((z_start, z_start + fov))
     fov_ap = float(np.clip(fov * rng.uniform(*spec.ap_ratio), spec.ap_min, spec.ap_max))
     ny = max(16, int(round(fov_ap / r)))

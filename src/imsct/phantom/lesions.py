@@ -132,7 +132,7 @@ def draw_lesions(
     main = lesions[0]
     if rng.uniform() < P_CAVITY[tumor_type]:
         v = _lognormal(rng, *vol["cavity"], 1.0, 120) * 1000
-        ax, ay = rng.uniform(3.5, 6.0), rng.uniform(3.0, 5.0)
+        ax, ay = rng.uniform(4.5, 7.0), rng.uniform(4.0, 6.0)
         haustra = rng.uniform(0.08, 0.18) if rng.uniform() < 0.5 else 0.0
         if tumor_type == "ependymoma":  # polar cysts, above and/or below the tumor
             poles = [1.0, -1.0] if rng.uniform() < 0.5 else [rng.choice([-1.0, 1.0])]
@@ -141,7 +141,7 @@ def draw_lesions(
         else:
             poles = [rng.choice([-1.0, 1.0])]
         for pole in poles:
-            hz, cax, cay = _fit_length(v / len(poles), ax, ay, 4.0, 150, 7)
+            hz, cax, cay = _fit_length(v / len(poles), ax, ay, 4.0, 200, 8)
             if pole == 0.0:
                 z0 = main.z0 + rng.uniform(-0.5, 0.5) * hz
             else:
@@ -172,7 +172,7 @@ def expand_cord(anat: Anatomy, lesions: list[Lesion]) -> None:
     for les in lesions:
         p = les.profile(zs)
         if les.kind == "edema":
-            swell = np.maximum(swell, 1 + 0.15 * p)
+            swell = np.maximum(swell, 1 + 0.25 * p)
             continue
         m = les.modulation(zs)
         rim = np.where(has_cord, 0.8, 0.0) * (p > 0)

@@ -3,6 +3,7 @@ T2w with its labels, displayed as radiologists read sagittal spine (superior up,
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -42,16 +43,27 @@ def _show(ax, sl, aspect, title, cmap="gray", vmax=None):
 
 def montage(data, out: str | Path) -> Path:
     """``data`` is a :class:`~imsct.phantom.subject.SubjectData`."""
-    t2, asp2, img2 = sagittal_view(data.t2w, data.t2w_affine)
+    return _montage(data.t2w, data.t2w_affine, data.t1w, data.t1w_affine, data.labels, data.truth, out)
+
+
+def montage_from_files(paths: dict[str, str], out: str | Path) -> Path:
+    """Same montage from a written subject (``paths`` as in the workflow: t2w, t1w, labels, truth)."""
+    t2 = nib.load(paths["t2w"])
+    t1 = nib.load(paths["t1w"])
+    labels = {k: np.asanyarray(nib.load(paths[k]).dataobj) for k in ("tumor", "edema", "cavity", "discs")}
+    truth = json.loads(Path(paths["truth"]).read_text())
+    return _montage(np.asanyarray(t2.dataobj), t2.affine, np.asanyarray(t1.dataobj), t1.affine, labels, truth, out)
+
+
+def _montage(t2w, t2w_affine, t1w, t1w_affine, labels, tr, out) -> Path:
     # Mid-sagittal slice through the tumor: the slice with most tumor voxels.
-    canon_lab = {k: np.asanyarray(nib.as_closest_canonical(nib.Nifti1Image(v, data.t2w_affine)).dataobj)
-                 for k, v in data.labels.items()}
+    canon_lab = {k: np.asanyarray(nib.as_closest_canonical(nib.Nifti1Image(v, t2w_affine)).dataobj)
+                 for k, v in labels.items()}
     counts = canon_lab["tumor"].sum(axis=(1, 2))
     idx = int(np.argmax(counts)) if counts.max() > 0 else None
-    t2, asp2, _ = sagittal_view(data.t2w, data.t2w_affine, idx)
-    t1, asp1, _ = sagittal_view(data.t1w, data.t1w_affine)
+    t2, asp2, _ = sagittal_view(t2w, t2w_affine, idx)
+    t1, asp1, _ = sagittal_view(t1w, t1w_affine)
     fig, axes = plt.subplots(1, 3, figsize=(12, 6.5))
-    tr = data.truth
     vmax2 = np.percentile(t2, 99.5)
     _show(axes[0], t2, asp2, f"T2w  {tr['t2w_grid']['orientation']}  "
           f"{'x'.join(f'{s:.2f}' for s in tr['t2w_grid']['spacing_ras'])} mm", vmax=vmax2)
@@ -67,9 +79,8 @@ def montage(data, out: str | Path) -> Path:
     axes[2].imshow(comb, cmap=cmap, vmin=0.5, vmax=3.5, alpha=0.55, extent=ext, interpolation="nearest")
     discs = np.argwhere(canon_lab["discs"] > 0)
     if len(discs):
-        h = t2.shape[0]
         w = t2.shape[1]
-        ys = (h - 1 - discs[:, 2] + 0.5) * asp2[0]
+        ys = (discs[:, 2] + 0.5) * asp2[0]  # rows were flipped to put superior on top
         xs = (w - 1 - discs[:, 1] + 0.5) * asp2[1]
         axes[2].scatter(xs, ys, s=8, c="lime", marker="+", linewidths=0.8)
     axes[2].legend(handles=[Patch(color=c, label=k) for k, c in CLASS_COLORS.items()]

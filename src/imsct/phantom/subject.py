@@ -72,6 +72,20 @@ def _centerline(anat: Anatomy, grid: Grid) -> np.ndarray:
     return vol
 
 
+def _exclusive_labels(frac: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each voxel takes the class (or background) covering most of it; computed only where some
+    class is present, which is a small part of the image."""
+    labels = {c: np.zeros(frac[c].shape, np.uint8) for c in LABEL_CLASSES}
+    total = sum(frac[c] for c in LABEL_CLASSES)
+    where = np.nonzero(total > 0)
+    if where[0].size:
+        stack = np.stack([1 - total[where]] + [frac[c][where] for c in LABEL_CLASSES])
+        winner = np.argmax(stack, axis=0)
+        for k, c in enumerate(LABEL_CLASSES):
+            labels[c][where] = winner == k + 1
+    return labels
+
+
 def make_subject(spec: SubjectSpec, seed: int, size: str = "full") -> SubjectData:
     t0 = time.perf_counter()
     rng = np.random.default_rng([seed, spec.index])
@@ -79,15 +93,16 @@ def make_subject(spec: SubjectSpec, seed: int, size: str = "full") -> SubjectDat
     lesions, look = draw_lesions(rng, anat, spec.tumor_type, spec.tumor_region)
     expand_cord(anat, lesions)
     gspec = SIZES[size]
-    z_t = lesions[0].z0
+    extents = [les.zrange() for les in lesions]
+    cover = (min(e[0] for e in extents), max(e[1] for e in extents))
     z_lo, z_hi = anat.body_bottom[-1] + 30, 35.0
 
     def cord_xy(zr):
         it = anat.idx(np.linspace(zr[0], zr[1], 32))
         return float(anat.cx[it].mean()), float(anat.cy[it].mean()), float(anat.post_depth[it].max())
 
-    g2 = draw_grid(rng, gspec, z_lo, z_hi, z_t, cord_xy)
-    g1 = draw_grid(rng, gspec, z_lo, z_hi, z_t, cord_xy)
+    g2 = draw_grid(rng, gspec, z_lo, z_hi, cover, cord_xy)
+    g1 = draw_grid(rng, gspec, z_lo, z_hi, cover, cord_xy)
     center = g2.origin + g2.spacing * (np.asarray(g2.shape) - 1) / 2
     motion = draw_motion(rng, center, spec.large_motion)
     lut2, lut1, tex = tissue_luts(rng, look, spec.age)
@@ -100,9 +115,7 @@ def make_subject(spec: SubjectSpec, seed: int, size: str = "full") -> SubjectDat
     t1 = acquire(rng, img1, snr * rng.uniform(0.7, 1.2), rng.uniform(0.08, 0.25))
 
     # Mutually exclusive class labels: each voxel takes the class (or background) covering most of it.
-    stack = np.stack([1 - sum(frac.values())] + [frac[c] for c in LABEL_CLASSES])
-    winner = np.argmax(stack, axis=0)
-    labels = {c: (winner == k + 1).astype(np.uint8) for k, c in enumerate(LABEL_CLASSES)}
+    labels = _exclusive_labels(frac)
     labels["centerline"] = _centerline(anat, g2)
     discs = _disc_points(anat)
     labels["discs"] = _point_label_volume(g2.shape, g2, discs)

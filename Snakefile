@@ -1,0 +1,18 @@
+# imsct: IMSCT segmentation workflow (Lemay et al. 2021). Rules live in workflow/rules/.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/phantom.smk"
+include: "workflow/rules/discover.smk"
+
+
+rule all:
+    input:
+        get_final_outputs(),
+    default_target: True

@@ -1,0 +1,76 @@
+# Config validation, the cohort (known at parse time, no checkpoint) and input functions.
+import logging
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from imsct.bids import Naming, discover_cached
+from imsct.phantom.cohort import plan_cohort
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+NAMING = Naming.from_config(config["inputs"])
+RESULTS = config["results"]
+RESOURCES = config["resources"]
+LOGS = f"{RESULTS}/logs"
+BENCH = f"{RESULTS}/benchmarks"
+SYNTHETIC = not config.get("bids_dir")
+
+if SYNTHETIC:
+    # The embedded default: the synthetic cohort's subjects follow from (count, seed).
+    BIDS_DIR = f"{RESOURCES}/synthetic"
+    SPECS = {
+        s.participant_id[4:]: s
+        for s in plan_cohort(config["synthetic"]["subjects"], config["synthetic"]["seed"])
+    }
+    SUBJECTS = list(SPECS)
+else:
+    BIDS_DIR = config["bids_dir"]
+    # Discovery once per run: jobs (not the main process) trust the cache without listing the dataset.
+    COHORT, EXCLUDED = discover_cached(
+        BIDS_DIR,
+        NAMING,
+        f"{RESULTS}/.cache",
+        trust_cache=not workflow.is_main_process,
+    )
+    if workflow.is_main_process and len(EXCLUDED):
+        logging.getLogger("imsct").warning(
+            "%d subject(s) excluded, see %s/cohort/excluded.tsv", len(EXCLUDED), RESULTS
+        )
+    SUBJECTS = sorted(set(COHORT["subject"]))
+
+
+wildcard_constraints:
+    subject="|".join(SUBJECTS) if SUBJECTS else "NO_SUBJECT",
+
+
+def phantom_paths(subject):
+    """Files the phantom writes for one subject, named by the configured input naming."""
+    root = Path(BIDS_DIR)
+    anat = root / f"sub-{subject}" / "anat"
+    t2w = anat / NAMING.image_name("t2w", subject)
+    t1w = anat / NAMING.image_name("t1w", subject)
+    stems = {"t2w_stem": t2w.name[: -len(NAMING.extension)],
+             "t1w_stem": t1w.name[: -len(NAMING.extension)]}
+    out = {"t2w": str(t2w), "t1w": str(t1w)}
+    for key in NAMING.labels:
+        out[key] = str(NAMING.label_path(root, key, subject, None, stems))
+    out["truth"] = str(root / "derivatives" / "phantom" / f"sub-{subject}" / f"sub-{subject}_truth.json")
+    return out
+
+
+def get_discover_inputs(wildcards):
+    if not SYNTHETIC:
+        return []
+    files = [f"{BIDS_DIR}/participants.tsv"]
+    for subject in SUBJECTS:
+        files += list(phantom_paths(subject).values())
+    return files
+
+
+def get_final_outputs():
+    outs = [f"{RESULTS}/cohort/cohort.tsv", f"{RESULTS}/cohort/excluded.tsv"]
+    if SYNTHETIC and config["synthetic"]["qc"]:
+        outs += expand(f"{RESULTS}/qc/phantom/sub-{{subject}}_phantom-qc.png", subject=SUBJECTS)
+    return outs

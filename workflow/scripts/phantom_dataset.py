@@ -1,0 +1,9 @@
+from imsct.bids import Naming
+from imsct.logs import snakemake_log
+from imsct.phantom.cohort import plan_cohort, write_dataset_files
+
+log = snakemake_log(snakemake)  # noqa: F821 - injected by Snakemake
+p = snakemake.params  # noqa: F821
+out = snakemake.output.participants.rsplit("/", 1)[0]  # noqa: F821
+write_dataset_files(out, plan_cohort(p.subjects, p.seed), p.seed, p.size, Naming.from_config(p.inputs))
+log.info("wrote dataset files for %d subjects to %s", p.subjects, out)
