@@ -283,7 +283,7 @@ def discover_cached(bids_dir, naming: Naming, cache_dir, trust_cache: bool = Fal
     write_tsv(cohort, cohort_p)
     write_tsv(excl, excl_p)
     write_text(json.dumps({"listing": sig, "bids_dir": str(Path(bids_dir).resolve())}), meta_p)
-    return cohort, excl
+    return _read_tsv(cohort_p), _read_tsv(excl_p)  # same types whether cached or not
 
 
 def _read_tsv(p) -> pd.DataFrame:

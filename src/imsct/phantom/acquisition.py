@@ -53,9 +53,9 @@ def draw_grid(rng: np.random.Generator, spec: GridSpec, z_lo: float, z_hi: float
     fov = nz * r
     if fov >= c_hi - c_lo + 10:
         lo, hi = max(z_lo, c_hi + 5 - fov), min(z_hi - fov, c_lo - 5)
-    else:  # lesion longer than the field of view: centre on a random part of it
-        mid = rng.uniform(c_lo + fov / 2, c_hi - fov / 2)
-        lo = hi = mid - fov / 2
+    else:  # lesion about as long as the field of view or longer: centre on a random part of it
+        a, b = sorted((c_lo + fov / 2, c_hi - fov / 2))
+        lo = hi = rng.uniform(a, b) - fov / 2
     z_start = rng.uniform(lo, hi) if hi > lo else float(np.clip(lo, z_lo, z_hi - fov))
     mx, my, back = cord_xy((z_start, z_start + fov))
     fov_ap = float(np.clip(fov * rng.uniform(*spec.ap_ratio), spec.ap_min, spec.ap_max))

@@ -102,8 +102,9 @@ def render(
     hemosiderin: bool,
     rng: np.random.Generator,
     with_labels: bool = True,
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Return the image (float32, grid shape) and, if asked, label fractions per class."""
+) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """Return the image (float32, grid shape), label fractions per class (if asked) and the tissue
+    class at the centre of every voxel (uint8, for tests and QC)."""
     nx, ny, nz = grid.shape
     sx, sy, sz = grid.spacing
     f = max(1, int(np.ceil(max(sy, sz) / 0.9)))  # in-plane supersampling
@@ -193,6 +194,7 @@ def render(
     lcs = slice(c_lo, c_hi)
     lcs_native = slice(c_lo // f, c_hi // f)
     image = np.zeros(grid.shape, np.float32)
+    tissue = np.zeros(grid.shape, np.uint8)
     fractions = {k: np.zeros(grid.shape, np.float32) for k in LABEL_TISSUES} if with_labels else {}
     acc = np.empty(acc_shape, np.float32)
     lab_acc = {k: np.zeros((ny * f, c_hi - c_lo), np.float32) for k in fractions}
@@ -282,11 +284,13 @@ def render(
                         hit |= sub_lab == t_id
                     a += hit
             acc += lut[lab] * (1 + tex_amp[lab] * tex)
+            if sub == nsub // 2:
+                tissue[i] = lab[f // 2 :: f, f // 2 :: f]
         image[i] = _downsample(acc, f) / nsub
         for name, a in lab_acc.items():
             fractions[name][i, :, lcs_native] = _downsample(a, f) / nsub
     np.clip(image, 0, None, out=image)
-    return image, fractions
+    return image, fractions, tissue
 
 
 def _downsample(a: np.ndarray, f: int) -> np.ndarray:

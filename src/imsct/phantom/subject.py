@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +35,11 @@ class SubjectData:
     labels: dict[str, np.ndarray]  # on the T2w grid: tumor, edema, cavity, centerline, discs
     t1w_discs: np.ndarray
     truth: dict = field(default_factory=dict)
+    # Not written: the tissue class at each voxel centre (same grids) and the drawn anatomy, for
+    # tests that check contrasts and geometry against the truth.
+    t2w_tissue: np.ndarray | None = None
+    t1w_tissue: np.ndarray | None = None
+    anatomy: Anatomy | None = None
 
 
 def _disc_points(anat: Anatomy) -> dict[int, np.ndarray]:
@@ -87,7 +91,6 @@ def _exclusive_labels(frac: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def make_subject(spec: SubjectSpec, seed: int, size: str = "full") -> SubjectData:
-    t0 = time.perf_counter()
     rng = np.random.default_rng([seed, spec.index])
     anat = draw_anatomy(rng, spec.age, spec.sex)
     lesions, look = draw_lesions(rng, anat, spec.tumor_type, spec.tumor_region)
@@ -107,8 +110,8 @@ def make_subject(spec: SubjectSpec, seed: int, size: str = "full") -> SubjectDat
     motion = draw_motion(rng, center, spec.large_motion)
     lut2, lut1, tex = tissue_luts(rng, look, spec.age)
 
-    img2, frac = render(anat, lesions, g2, lut2, tex, look.enhancing_fraction, look.hemosiderin_cap, rng)
-    img1, _ = render(anat, lesions, g1, lut1, tex, look.enhancing_fraction, look.hemosiderin_cap, rng,
+    img2, frac, tis2 = render(anat, lesions, g2, lut2, tex, look.enhancing_fraction, look.hemosiderin_cap, rng)
+    img1, _, tis1 = render(anat, lesions, g1, lut1, tex, look.enhancing_fraction, look.hemosiderin_cap, rng,
                      with_labels=False)
     snr = rng.uniform(15, 40)
     t2 = acquire(rng, img2, snr, rng.uniform(0.08, 0.25))
@@ -127,6 +130,8 @@ def make_subject(spec: SubjectSpec, seed: int, size: str = "full") -> SubjectDat
     labels = {k: reorient(v, g2.affine, ax2)[0] for k, v in labels.items()}
     t1, aff1_patient = reorient(t1, g1.affine, ax1)
     t1_discs = reorient(t1_discs, g1.affine, ax1)[0]
+    tis2 = reorient(tis2, g2.affine, ax2)[0]
+    tis1 = reorient(tis1, g1.affine, ax1)[0]
     # The T1w slices were prescribed on the patient as it lay during the T1w: its true scanner
     # header is the motion applied to the patient-frame grid.
     aff1 = motion.matrix @ aff1_patient
@@ -158,6 +163,5 @@ def make_subject(spec: SubjectSpec, seed: int, size: str = "full") -> SubjectDat
         },
         "snr": round(snr, 2),
         "z_conus": round(anat.z_conus, 2),
-        "render_seconds": round(time.perf_counter() - t0, 3),
     }
-    return SubjectData(spec, t2, aff2, t1, aff1, labels, t1_discs, truth)
+    return SubjectData(spec, t2, aff2, t1, aff1, labels, t1_discs, truth, tis2, tis1, anat)

@@ -1,0 +1,179 @@
+"""The synthetic cohort: determinism, geometry, contrasts, volumes, motion and BIDS layout."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from imsct.bids import Naming
+from imsct.phantom.cohort import generate_subject, plan_cohort
+from imsct.phantom.lesions import VOLUMES
+from imsct.phantom.render import CORD, CSF, TUMOR_ENH
+from imsct.phantom.subject import LABEL_CLASSES, make_subject
+
+N_FULL = 36
+SEED_FULL = 5
+
+
+def _summary(spec):
+    """Per-subject facts measured on a full-size subject (run in a worker process)."""
+    d = make_subject(spec, SEED_FULL, "full")
+    mean = lambda img, tis, t: float(img[tis == t].mean()) if np.count_nonzero(tis == t) >= 5 else None  # noqa: E731
+    return {
+        "type": spec.tumor_type,
+        "volumes": d.truth["volumes_cm3"],
+        "t2_csf": mean(d.t2w, d.t2w_tissue, CSF),
+        "t2_cord": mean(d.t2w, d.t2w_tissue, CORD),
+        "t1_csf": mean(d.t1w, d.t1w_tissue, CSF),
+        "t1_cord": mean(d.t1w, d.t1w_tissue, CORD),
+        "t1_enh": mean(d.t1w, d.t1w_tissue, TUMOR_ENH),
+        "in_plane": d.truth["t2w_grid"]["spacing_ras"][1],
+        "thickness": d.truth["t2w_grid"]["spacing_ras"][0],
+        "fov_si": d.truth["t2w_grid"]["spacing_ras"][2] * max(d.t2w.shape),
+        "orientation": d.truth["t2w_grid"]["orientation"],
+    }
+
+
+@pytest.fixture(scope="module")
+def full_cohort():
+    with ProcessPoolExecutor(2) as pool:
+        return list(pool.map(_summary, plan_cohort(N_FULL, SEED_FULL)))
+
+
+def test_plan_follows_paper_proportions():
+    specs = plan_cohort(343, 0)
+    types = [s.tumor_type for s in specs]
+    assert (types.count("astrocytoma"), types.count("ependymoma"), types.count("hemangioblastoma")) == (101, 122, 120)
+    assert sum(s.tumor_region == "lumbar" for s in specs) == 45
+    assert 0.08 <= np.mean([s.large_motion for s in specs]) <= 0.12
+    assert plan_cohort(343, 0) == specs  # deterministic
+    males = {t: np.mean([s.sex == "M" for s in specs if s.tumor_type == t]) for t in VOLUMES}
+    assert all(0.45 < m < 0.72 for m in males.values())
+    ages = [s.age for s in specs]
+    assert min(ages) >= 1 and max(ages) <= 76 and 30 <= np.median(ages) <= 44
+
+
+def test_same_seed_same_bytes(tmp_path):
+    spec = plan_cohort(4, 3)[2]
+    a = generate_subject(tmp_path / "a", spec, 3, "small", Naming())
+    b = generate_subject(tmp_path / "b", spec, 3, "small", Naming())
+    assert a.keys() == b.keys()
+    for k in a:
+        assert filecmp.cmp(a[k], b[k], shallow=False), k
+    c = generate_subject(tmp_path / "c", spec, 4, "small", Naming())
+    assert not filecmp.cmp(a["t2w"], c["t2w"], shallow=False)
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_labels_exclusive_and_inside_the_thecal_sac(index):
+    spec = plan_cohort(6, 21)[index]
+    d = make_subject(spec, 21, "small")
+    stack = np.stack([d.labels[c] for c in LABEL_CLASSES])
+    assert set(np.unique(stack)) <= {0, 1}
+    assert stack.sum(axis=0).max() <= 1, "tumor, edema and cavity must be mutually exclusive"
+    assert stack.any(), "every subject has a tumor in its field of view"
+    # Every labelled voxel centre lies inside the thecal sac drawn by the anatomy (in mm, with half a
+    # voxel of tolerance for partial volume).
+    anat = d.anatomy
+    ijk = np.argwhere(stack.any(axis=0))
+    xyz = nib.affines.apply_affine(d.t2w_affine, ijk)  # the T2w header is the patient frame
+    i = anat.idx(xyz[:, 2])
+    dx = xyz[:, 0] - anat.cx[i]
+    n = (xyz[:, 1] - anat.cy[i]) * anat.cos_t[i]
+    half_voxel = 0.5 * np.sqrt(np.sum(np.square(nib.affines.voxel_sizes(d.t2w_affine)[:3])))
+    rx, ry = anat.sac_rx[i] + half_voxel, anat.sac_ry[i] + half_voxel
+    inside = dx**2 / rx**2 + (n - anat.sac_off[i]) ** 2 / ry**2 <= 1
+    assert inside.mean() == 1.0, f"{(~inside).sum()} labelled voxels outside the sac"
+
+
+def test_contrasts_match_the_paper(full_cohort):
+    for s in full_cohort:
+        assert s["t2_csf"] > 1.15 * s["t2_cord"], "CSF brighter than cord on T2w (partial volume included)"
+        if s["t1_csf"] is not None and s["t1_cord"] is not None:
+            assert s["t1_csf"] < 0.8 * s["t1_cord"], "CSF darker than cord on T1w"
+        if s["type"] in ("ependymoma", "hemangioblastoma") and s["t1_enh"] is not None:
+            assert s["t1_enh"] > 1.3 * s["t1_cord"], "enhancing tumor brighter than cord on Gd-T1w"
+    enh = [s for s in full_cohort if s["type"] != "astrocytoma" and s["t1_enh"] is not None]
+    assert len(enh) >= 0.8 * sum(s["type"] != "astrocytoma" for s in full_cohort)
+
+
+def test_volumes_and_prevalences_follow_table_2(full_cohort):
+    by_type = {t: [s["volumes"] for s in full_cohort if s["type"] == t] for t in VOLUMES}
+    tumor_mean = {t: np.mean([v["tumor"] for v in vs]) for t, vs in by_type.items()}
+    for t, (m, _) in ((t, VOLUMES[t]["tumor"]) for t in VOLUMES):
+        assert 0.5 * m <= tumor_mean[t] <= 1.6 * m, (t, tumor_mean[t], m)
+    assert tumor_mean["hemangioblastoma"] < min(tumor_mean["astrocytoma"], tumor_mean["ependymoma"])
+    all_v = [v for vs in by_type.values() for v in vs]
+    assert all(0.05 < v["tumor"] < 60 for v in all_v)
+    edema = np.mean([v["edema"] > 0 for v in all_v])
+    cavity = np.mean([v["cavity"] > 0 for v in all_v])
+    assert 0.3 <= edema <= 0.75 and 0.45 <= cavity <= 0.85, (edema, cavity)
+    # Hemangioblastomas come with the largest edema and cavities (Table 2).
+    mean_present = lambda t, k: np.mean([v[k] for v in by_type[t] if v[k] > 0] or [0])  # noqa: E731
+    assert mean_present("hemangioblastoma", "edema") > mean_present("ependymoma", "edema")
+
+
+def test_acquisition_ranges(full_cohort):
+    assert all(0.34 <= s["in_plane"] <= 1.33 for s in full_cohort)
+    assert all(1.5 <= s["thickness"] <= 5.2 for s in full_cohort)
+    assert all(140 <= s["fov_si"] <= 460 for s in full_cohort)
+    assert len({s["orientation"] for s in full_cohort}) >= 4, "storage orientations vary"
+
+
+def test_scanner_misalignment_matches_drawn_motion(small_cohort):
+    """Disc labels are the same anatomical points in both scans: their scanner positions differ by
+    exactly the saved motion (to voxel rounding), so scanner alignment leaves that motion to undo."""
+    n_checked = 0
+    for truth_p in sorted((small_cohort / "derivatives" / "phantom").glob("sub-*/sub-*_truth.json")):
+        truth = json.loads(truth_p.read_text())
+        sub = truth["participant_id"]
+        m = np.asarray(truth["motion"]["t1w_from_t2w_world"])
+        d2 = nib.load(small_cohort / f"derivatives/labels/{sub}/anat/{sub}_T2w_label-discs_dseg.nii.gz")
+        d1 = nib.load(small_cohort / f"derivatives/labels/{sub}/anat/{sub}_ce-gad_T1w_label-discs_dseg.nii.gz")
+        a2, a1 = np.asanyarray(d2.dataobj), np.asanyarray(d1.dataobj)
+        tol = 0.5 * (np.linalg.norm(nib.affines.voxel_sizes(d2.affine)) + np.linalg.norm(nib.affines.voxel_sizes(d1.affine)))
+        shared = set(np.unique(a2)) & set(np.unique(a1)) - {0}
+        for v in shared:
+            p2 = nib.affines.apply_affine(d2.affine, np.argwhere(a2 == v)[0])
+            p1 = nib.affines.apply_affine(d1.affine, np.argwhere(a1 == v)[0])
+            assert np.linalg.norm(m[:3, :3] @ p2 + m[:3, 3] - p1) <= tol
+            if truth["motion"]["translation_mm"] > 2 * tol:
+                assert np.linalg.norm(p2 - p1) > tol  # the motion is really there
+            n_checked += 1
+    assert n_checked >= 8
+
+
+def test_large_motion_subjects_exist_and_are_large():
+    specs = plan_cohort(20, 9)
+    large = [s for s in specs if s.large_motion]
+    assert len(large) == 2
+    d = make_subject(large[0], 9, "small")
+    assert d.truth["motion"]["large"] and d.truth["motion"]["translation_mm"] >= 20
+
+
+def test_bids_layout_and_qc(small_cohort):
+    subs = sorted(p.name for p in small_cohort.glob("sub-*"))
+    assert subs == [f"sub-{i:03d}" for i in range(1, 9)]
+    for sub in subs:
+        t2 = nib.load(small_cohort / sub / "anat" / f"{sub}_T2w.nii.gz")
+        t1 = nib.load(small_cohort / sub / "anat" / f"{sub}_ce-gad_T1w.nii.gz")
+        assert t2.ndim == 3 and t1.ndim == 3 and t2.get_data_dtype() == np.int16
+        assert not np.allclose(t2.affine, t1.affine)  # own grids
+        for c in (*LABEL_CLASSES, "centerline", "discs"):
+            lab = nib.load(small_cohort / f"derivatives/labels/{sub}/anat/{sub}_T2w_label-{c}_mask.nii.gz"
+                           if c != "discs" else small_cohort / f"derivatives/labels/{sub}/anat/{sub}_T2w_label-discs_dseg.nii.gz")
+            assert lab.shape == t2.shape and np.allclose(lab.affine, t2.affine)
+        cl = np.asanyarray(nib.load(small_cohort / f"derivatives/labels/{sub}/anat/{sub}_T2w_label-centerline_mask.nii.gz").dataobj)
+        assert cl.sum() >= 0.8 * max(t2.shape)  # one voxel per superior-inferior row
+        png = small_cohort / "derivatives" / "phantom" / "qc" / f"{sub}_qc.png"
+        assert png.stat().st_size > 20_000
+    part = (small_cohort / "participants.tsv").read_text().splitlines()
+    assert part[0].split("\t") == ["participant_id", "tumor_type", "sex", "age", "tumor_region"]
+    assert len(part) == 9
+    assert json.loads((small_cohort / "dataset_description.json").read_text())["BIDSVersion"]
