@@ -13,6 +13,6 @@ include: "workflow/rules/discover.smk"
 
 
 rule all:
+    default_target: True
     input:
         get_final_outputs(),
-    default_target: True

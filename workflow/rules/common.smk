@@ -7,7 +7,6 @@ from snakemake.utils import validate
 from imsct.bids import Naming, discover_cached
 from imsct.phantom.cohort import plan_cohort
 
-
 validate(config, schema="../schemas/config.schema.yaml")
 
 NAMING = Naming.from_config(config["inputs"])
@@ -22,7 +21,9 @@ if SYNTHETIC:
     BIDS_DIR = f"{RESOURCES}/synthetic"
     SPECS = {
         s.participant_id[4:]: s
-        for s in plan_cohort(config["synthetic"]["subjects"], config["synthetic"]["seed"])
+        for s in plan_cohort(
+            config["synthetic"]["subjects"], config["synthetic"]["seed"]
+        )
     }
     SUBJECTS = list(SPECS)
 else:
@@ -51,12 +52,20 @@ def phantom_paths(subject):
     anat = root / f"sub-{subject}" / "anat"
     t2w = anat / NAMING.image_name("t2w", subject)
     t1w = anat / NAMING.image_name("t1w", subject)
-    stems = {"t2w_stem": t2w.name[: -len(NAMING.extension)],
-             "t1w_stem": t1w.name[: -len(NAMING.extension)]}
+    stems = {
+        "t2w_stem": t2w.name[: -len(NAMING.extension)],
+        "t1w_stem": t1w.name[: -len(NAMING.extension)],
+    }
     out = {"t2w": str(t2w), "t1w": str(t1w)}
     for key in NAMING.labels:
         out[key] = str(NAMING.label_path(root, key, subject, None, stems))
-    out["truth"] = str(root / "derivatives" / "phantom" / f"sub-{subject}" / f"sub-{subject}_truth.json")
+    out["truth"] = str(
+        root
+        / "derivatives"
+        / "phantom"
+        / f"sub-{subject}"
+        / f"sub-{subject}_truth.json"
+    )
     return out
 
 
@@ -72,5 +81,7 @@ def get_discover_inputs(wildcards):
 def get_final_outputs():
     outs = [f"{RESULTS}/cohort/cohort.tsv", f"{RESULTS}/cohort/excluded.tsv"]
     if SYNTHETIC and config["synthetic"]["qc"]:
-        outs += expand(f"{RESULTS}/qc/phantom/sub-{{subject}}_phantom-qc.png", subject=SUBJECTS)
+        outs += expand(
+            f"{RESULTS}/qc/phantom/sub-{{subject}}_phantom-qc.png", subject=SUBJECTS
+        )
     return outs

@@ -7,12 +7,12 @@ rule discover:
     output:
         cohort=f"{RESULTS}/cohort/cohort.tsv",
         excluded=f"{RESULTS}/cohort/excluded.tsv",
-    params:
-        bids_dir=BIDS_DIR,
-        inputs=config["inputs"],
     log:
         f"{LOGS}/discover.log",
     conda:
         "../../environment.yml"
+    params:
+        bids_dir=BIDS_DIR,
+        inputs=config["inputs"],
     script:
         "../scripts/discover.py"

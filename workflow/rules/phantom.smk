@@ -5,15 +5,15 @@ rule phantom_dataset:
     output:
         participants=f"{RESOURCES}/synthetic/participants.tsv",
         description=f"{RESOURCES}/synthetic/dataset_description.json",
+    log:
+        f"{LOGS}/phantom/dataset.log",
+    conda:
+        "../../environment.yml"
     params:
         subjects=config["synthetic"]["subjects"],
         seed=config["synthetic"]["seed"],
         size=config["synthetic"]["size"],
         inputs=config["inputs"],
-    log:
-        f"{LOGS}/phantom/dataset.log",
-    conda:
-        "../../environment.yml"
     script:
         "../scripts/phantom_dataset.py"
 
@@ -21,22 +21,22 @@ rule phantom_dataset:
 rule phantom_subject:
     output:
         **phantom_paths("{subject}"),
+    log:
+        f"{LOGS}/phantom/sub-{{subject}}.log",
+    benchmark:
+        f"{BENCH}/phantom/sub-{{subject}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         subjects=config["synthetic"]["subjects"],
         seed=config["synthetic"]["seed"],
         size=config["synthetic"]["size"],
         inputs=config["inputs"],
         participant="sub-{subject}",
-    log:
-        f"{LOGS}/phantom/sub-{{subject}}.log",
-    benchmark:
-        f"{BENCH}/phantom/sub-{{subject}}.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../../environment.yml"
     script:
         "../scripts/phantom_subject.py"
 
