@@ -36,10 +36,12 @@ SIZES = {
 
 
 def draw_grid(rng: np.random.Generator, spec: GridSpec, z_lo: float, z_hi: float,
-              cover: tuple[float, float], cord_xy: callable) -> Grid:
+              cover: tuple[float, float], cord_xy: callable, center_z: float | None = None) -> Grid:
     """A sagittal grid whose superior-inferior extent lies inside [z_lo, z_hi] and covers the lesion
     extent ``cover`` (low, high) when the size allows it, as a radiologist would prescribe.
 
+    With ``center_z`` (the other contrast's centre), the field of view is centred within 15 % of its
+    length of it instead: both sagittal series of one examination cover the same region.
     ``cord_xy(z_range)`` returns the mean cord (x, y) and the deepest skin-to-cord distance over that
     range, used to place the field of view.
     """
@@ -57,6 +59,8 @@ def draw_grid(rng: np.random.Generator, spec: GridSpec, z_lo: float, z_hi: float
         a, b = sorted((c_lo + fov / 2, c_hi - fov / 2))
         lo = hi = rng.uniform(a, b) - fov / 2
     z_start = rng.uniform(lo, hi) if hi > lo else float(np.clip(lo, z_lo, z_hi - fov))
+    if center_z is not None:
+        z_start = float(np.clip(center_z + rng.uniform(-0.15, 0.15) * fov - fov / 2, z_lo, z_hi - fov))
     mx, my, back = cord_xy((z_start, z_start + fov))
     fov_ap = float(np.clip(fov * rng.uniform(*spec.ap_ratio), spec.ap_min, spec.ap_max))
     ny = max(16, int(round(fov_ap / r)))
