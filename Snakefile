@@ -10,6 +10,7 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/phantom.smk"
 include: "workflow/rules/discover.smk"
+include: "workflow/rules/preprocess.smk"
 
 
 rule all:

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -42,6 +44,7 @@ def test_dry_run_default(tmp_path):
     assert r.returncode == 0, r.stderr
     counts = job_counts(r.stdout)
     assert counts["phantom_subject"] == 12 and counts["discover"] == 1 and counts["phantom_qc"] == 12
+    assert counts["register"] == 12 and counts["resample"] == 12 and counts["registration_summary"] == 1
 
 
 def test_dry_run_paper_scale(tmp_path):
@@ -92,13 +95,29 @@ def test_small_run_generates_cohort_and_qc(tmp_path):
         assert (tmp_path / f"results/qc/phantom/sub-{i:03d}_phantom-qc.png").stat().st_size > 10_000
         assert (tmp_path / f"results/logs/phantom/sub-{i:03d}.log").read_text().strip()
     assert (tmp_path / "results/benchmarks/phantom/sub-001.tsv").is_file()
+    # preprocessing: registration table, QC figures, resampled inputs on the 1x1x2 mm grid
+    reg = pd.read_csv(tmp_path / "results/qc/registration.tsv", sep="\t")
+    assert list(reg["subject"]) == ["sub-001", "sub-002", "sub-003"]
+    assert set(reg["method"]) <= {"intensity", "intensity-rigid", "discs+intensity", "discs+intensity-rigid", "discs", "scanner"}
+    for i in (1, 2, 3):
+        pre = tmp_path / f"results/preprocess/sub-{i:03d}/sub-{i:03d}"
+        t2 = nib.load(f"{pre}_res-1x1x2_desc-preproc_T2w.nii.gz")
+        assert np.allclose(nib.affines.voxel_sizes(t2.affine), [2, 1, 1])
+        for k in ("desc-preproc_T1w", "label-tumor_mask", "label-cord_mask"):
+            img = nib.load(f"{pre}_res-1x1x2_{k}.nii.gz")
+            assert img.shape == t2.shape and np.allclose(img.affine, t2.affine)
+        assert (tmp_path / f"results/qc/registration/sub-{i:03d}_registration.png").stat().st_size > 10_000
     # Nothing to do on a second run.
     r = snakemake("-n", "--cores", "2", *small, "--config", *tmp_config(tmp_path))
     assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr
 
 
 def test_workflow_on_an_existing_bids_dataset(small_cohort, tmp_path):
-    r = snakemake("--cores", "1", "--config", *tmp_config(tmp_path), f"bids_dir={small_cohort}")
+    target = f"{tmp_path}/results/cohort/cohort.tsv"
+    r = snakemake("--cores", "2", target, "--config", *tmp_config(tmp_path), f"bids_dir={small_cohort}")
     assert r.returncode == 0, r.stderr[-3000:]
     assert len(pd.read_csv(tmp_path / "results/cohort/cohort.tsv", sep="\t")) == 8
     assert list((tmp_path / "results" / ".cache").glob("cohort-*.tsv"))
+    # the whole DAG for that dataset: its 8 subjects through preprocessing
+    r = snakemake("-n", "--cores", "2", "--config", *tmp_config(tmp_path), f"bids_dir={small_cohort}")
+    assert r.returncode == 0 and job_counts(r.stdout)["register"] == 8

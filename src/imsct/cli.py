@@ -73,6 +73,46 @@ def cmd_discover(args) -> int:
     return 0
 
 
+def cmd_register(args) -> int:
+    from .preprocess.register import RegistrationParams, register_files
+
+    params = RegistrationParams(seed=args.seed, max_rotation_deg=args.max_rotation_deg,
+                                max_displacement_mm=args.max_displacement_mm)
+    res = register_files(args.fixed, args.moving, args.out, args.fixed_discs, args.moving_discs,
+                         args.transform, args.qc, params)
+    if args.figure:
+        from .preprocess.qc import registration_figure
+
+        registration_figure(args.fixed, args.out, args.figure, args.qc)
+    t = res.qc["transform"]
+    print(f"{res.method}{' (flagged: ' + '; '.join(res.qc['gate_reasons']) + ')' if res.flagged else ''}: "
+          f"rotation {t['rotation_deg']:.2f} deg, displacement {t['displacement_mm']:.2f} mm, "
+          f"{res.qc['seconds']:.1f} s -> {args.out}")
+    return 0
+
+
+def cmd_apply_transform(args) -> int:
+    import numpy as np
+
+    from .io import load_image, save_nifti
+    from .preprocess.transforms import read_itk, resample_to
+
+    ref, mov = load_image(args.ref), load_image(args.moving)
+    m = read_itk(args.transform)
+    out = resample_to(np.asarray(mov.dataobj), mov.affine, ref.shape, ref.affine, m, order=0 if args.nearest else 1)
+    save_nifti(out.astype(np.uint8 if args.nearest else np.float32), ref.affine, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_cord_mask(args) -> int:
+    from .preprocess.pipeline import cord_mask_file
+
+    cord_mask_file(args.centerline, args.out, args.diameter_mm, args.ref)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -100,6 +140,35 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--config", help="workflow config whose `inputs` section sets the naming")
     d.add_argument("--naming", choices=("bids", "ivadomed"))
     d.set_defaults(func=cmd_discover)
+
+    r = sub.add_parser("register", help="affine T1w-to-T2w registration with QC gate and disc-label fallback")
+    r.add_argument("--fixed", required=True, help="T2w (the reference grid)")
+    r.add_argument("--moving", required=True, help="T1w")
+    r.add_argument("--out", required=True, help="moved T1w on the T2w grid")
+    r.add_argument("--fixed-discs", help="disc labels on the T2w grid (SCT values)")
+    r.add_argument("--moving-discs", help="disc labels on the T1w grid")
+    r.add_argument("--transform", help="write the ITK affine (.mat, fixed->moving points, as ANTs)")
+    r.add_argument("--qc", help="write the QC JSON (method, scores, gate, transform)")
+    r.add_argument("--figure", help="write a QC PNG (edges and checkerboard)")
+    r.add_argument("--seed", type=int, default=42)
+    r.add_argument("--max-rotation-deg", type=float, default=10.0)
+    r.add_argument("--max-displacement-mm", type=float, default=20.0)
+    r.set_defaults(func=cmd_register)
+
+    a = sub.add_parser("apply-transform", help="move an image or labels from T1w space onto the T2w grid")
+    a.add_argument("--ref", required=True)
+    a.add_argument("--moving", required=True)
+    a.add_argument("--transform", required=True)
+    a.add_argument("--out", required=True)
+    a.add_argument("--nearest", action="store_true", help="nearest-neighbour (labels)")
+    a.set_defaults(func=cmd_apply_transform)
+
+    c = sub.add_parser("cord-mask", help="30 mm cord-localisation mask around a centerline")
+    c.add_argument("--centerline", required=True, help="centerline mask, or CSV of voxel x,y,z (SCT RPI)")
+    c.add_argument("--out", required=True)
+    c.add_argument("--diameter-mm", type=float, default=30.0)
+    c.add_argument("--ref", help="image whose grid a CSV centerline refers to")
+    c.set_defaults(func=cmd_cord_mask)
     return p
 
 
@@ -109,7 +178,7 @@ def main(argv=None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -39,7 +39,12 @@ else:
         logging.getLogger("imsct").warning(
             "%d subject(s) excluded, see %s/cohort/excluded.tsv", len(EXCLUDED), RESULTS
         )
-    SUBJECTS = sorted(set(COHORT["subject"]))
+    COHORT["key"] = [
+        s if not isinstance(ses, str) or not ses else f"{s}_ses-{ses}"
+        for s, ses in zip(COHORT["subject"], COHORT["session"].fillna(""))
+    ]
+    ROWS = {r["key"]: r for r in COHORT.to_dict("records")}
+    SUBJECTS = sorted(ROWS)
 
 
 wildcard_constraints:
@@ -69,6 +74,42 @@ def phantom_paths(subject):
     return out
 
 
+def subject_inputs(subject):
+    """Every input path of one subject (key: t2w, t1w, tumor, ..., discs, t1w_discs); optional labels
+    a real dataset lacks are left out."""
+    if SYNTHETIC:
+        return phantom_paths(subject)
+    row = ROWS[subject]
+    return {
+        k: row[k] for k in ["t2w", "t1w", *NAMING.labels] if isinstance(row.get(k), str)
+    }
+
+
+def get_register_inputs(wildcards):
+    files = subject_inputs(wildcards.subject)
+    out = {"t2w": files["t2w"], "t1w": files["t1w"]}
+    if (
+        config["preprocess"]["registration"]["use_discs"]
+        and "discs" in files
+        and "t1w_discs" in files
+    ):
+        out |= {"fixed_discs": files["discs"], "moving_discs": files["t1w_discs"]}
+    return out
+
+
+def get_resample_inputs(wildcards):
+    files = subject_inputs(wildcards.subject)
+    pre = f"{RESULTS}/preprocess/sub-{wildcards.subject}/sub-{wildcards.subject}"
+    return {
+        "t2w": files["t2w"],
+        "t1w": f"{pre}_space-T2w_desc-registered_T1w.nii.gz",
+        "tumor": files["tumor"],
+        "edema": files["edema"],
+        "cavity": files["cavity"],
+        "cord": f"{pre}_label-cord_mask.nii.gz",
+    }
+
+
 def get_discover_inputs(wildcards):
     if not SYNTHETIC:
         return []
@@ -84,4 +125,10 @@ def get_final_outputs():
         outs += expand(
             f"{RESULTS}/qc/phantom/sub-{{subject}}_phantom-qc.png", subject=SUBJECTS
         )
+    pre = f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}"
+    outs += [f"{RESULTS}/qc/registration.tsv"]
+    outs += expand(
+        f"{RESULTS}/qc/registration/sub-{{subject}}_registration.png", subject=SUBJECTS
+    )
+    outs += expand(f"{pre}_res-1x1x2_grid.json", subject=SUBJECTS)
     return outs

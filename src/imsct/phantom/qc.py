@@ -16,19 +16,9 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from ..io import atomic_path  # noqa: E402
+from ..viz import sagittal_view  # noqa: E402
 
 CLASS_COLORS = {"tumor": "#e41a1c", "edema": "#ffd92f", "cavity": "#377eb8"}
-
-
-def sagittal_view(data: np.ndarray, affine: np.ndarray, index: int | None = None):
-    """Return a 2-D sagittal slice (rows = superior..inferior, cols = anterior..posterior) of an
-    image stored in any orientation, and its pixel aspect (row mm, col mm)."""
-    img = nib.as_closest_canonical(nib.Nifti1Image(np.asarray(data), affine))
-    a = np.asanyarray(img.dataobj)
-    zooms = img.header.get_zooms()[:3]
-    i = a.shape[0] // 2 if index is None else index
-    sl = a[i].T[::-1, ::-1]  # rows: superior first; columns: anterior first
-    return sl, (zooms[2], zooms[1]), img
 
 
 def _show(ax, sl, aspect, title, cmap="gray", vmax=None):

@@ -1,0 +1,87 @@
+"""File-level preprocessing steps, shared by the CLI and the workflow scripts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from ..io import ImageError, load_image, same_grid, save_nifti, write_json, write_tsv
+from .cordmask import centerline_from_csv, tube_mask
+from .resample import canonical_grid, resample_image, zscore
+
+MASK_KEYS = ("tumor", "edema", "cavity", "cord")
+
+
+def cord_mask_file(centerline: str, out: str, diameter_mm: float = 30.0, reference: str | None = None) -> Path:
+    """Write the ``diameter_mm`` tube around a centerline (mask image, or CSV of voxel coordinates with
+    ``reference`` giving the grid) on the centerline's grid."""
+    if str(centerline).lower().endswith(".csv"):
+        if reference is None:
+            raise ValueError(f"{centerline}: a CSV centerline needs --ref (the image its coordinates refer to)")
+        ref = load_image(reference)
+        cl, affine = centerline_from_csv(centerline, ref), ref.affine
+    else:
+        img = load_image(centerline)
+        cl, affine = np.asarray(img.dataobj), img.affine
+    return save_nifti(tube_mask(cl, affine, diameter_mm, source=str(centerline)), affine, out, dtype=np.uint8)
+
+
+def check_mask(img: nib.Nifti1Image, ref: nib.Nifti1Image, path, ref_path) -> np.ndarray:
+    if not same_grid(img, ref):
+        raise ImageError(f"{path}: not on the grid of {ref_path} (shape {img.shape} vs {ref.shape} or affine differs)")
+    data = np.asarray(img.dataobj)
+    values = np.unique(data)
+    if not set(values.tolist()) <= {0, 1}:
+        raise ImageError(f"{path}: a mask must hold 0 and 1 only, found values {values[:6].tolist()}")
+    return data
+
+
+def resample_subject(t2w: str, t1w_on_t2w: str, masks: dict[str, str], out: dict[str, str],
+                     spacing_si_ap_rl=(1.0, 1.0, 2.0)) -> dict:
+    """Resample a registered subject to the working grid: T2w and T1w (z-scored, float32) and the masks
+    (``masks``: tumor/edema/cavity/cord paths on the T2w grid). ``out`` maps 't2w', 't1w', each mask key
+    and 'grid' (JSON: native T2w grid and working grid) to output paths."""
+    t2 = load_image(t2w)
+    t1 = load_image(t1w_on_t2w)
+    if not same_grid(t1, t2):
+        raise ImageError(f"{t1w_on_t2w}: not on the T2w grid of {t2w}; register it first")
+    shape, aff = canonical_grid(t2.shape, t2.affine, spacing_si_ap_rl)
+    for key, img in (("t2w", t2), ("t1w", t1)):
+        data = resample_image(np.asarray(img.dataobj), img.affine, shape, aff, "image")
+        save_nifti(zscore(data), aff, out[key], dtype=np.float32)
+    for key, path in masks.items():
+        data = check_mask(load_image(path), t2, path, t2w)
+        save_nifti(resample_image(data, t2.affine, shape, aff, "mask"), aff, out[key], dtype=np.uint8)
+    grid = {"native_shape": list(t2.shape[:3]), "native_affine": np.asarray(t2.affine).tolist(),
+            "working_shape": list(shape), "working_affine": aff.tolist(),
+            "spacing_si_ap_rl_mm": list(spacing_si_ap_rl), "orientation": "RAS", "source": str(t2w)}
+    write_json(grid, out["grid"])
+    return grid
+
+
+def registration_table(qc_files: list[str], out: str) -> pd.DataFrame:
+    """One row per subject from the registration QC JSONs (method, scores, transform, flags)."""
+    rows = []
+    for f in qc_files:
+        q = json.loads(Path(f).read_text())
+        t = q.get("transform", {})
+        rows.append({
+            "subject": q.get("subject", Path(f).name.split("_")[0]),
+            "method": q["method"], "flagged": q["flagged"], "gate_passed": q.get("gate_passed"),
+            "gate_reasons": "; ".join(q.get("gate_reasons", [])),
+            "score_scanner": q.get("scanner", {}).get("score"),
+            "score_rigid": q.get("rigid", {}).get("score"), "score_affine": q.get("affine", {}).get("score"),
+            "disc_error_scanner_mm": q.get("scanner", {}).get("disc_error_mm"),
+            "disc_error_mm": q.get("disc_error_mm"),
+            "rotation_deg": t.get("rotation_deg"), "displacement_mm": t.get("displacement_mm"),
+            "scale_min": min(t["scales"]) if t.get("scales") else None,
+            "scale_max": max(t["scales"]) if t.get("scales") else None,
+            "seconds": q.get("seconds"),
+        })
+    df = pd.DataFrame(rows)
+    write_tsv(df, out)
+    return df

@@ -1,0 +1,18 @@
+"""Display helpers shared by the QC figures: radiological sagittal views (superior up, anterior left)
+of images stored in any orientation."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+
+
+def sagittal_view(data: np.ndarray, affine: np.ndarray, index: int | None = None):
+    """Return a 2-D sagittal slice (rows = superior..inferior, cols = anterior..posterior) of an
+    image stored in any orientation, and its pixel aspect (row mm, col mm)."""
+    img = nib.as_closest_canonical(nib.Nifti1Image(np.asarray(data), affine))
+    a = np.asanyarray(img.dataobj)
+    zooms = img.header.get_zooms()[:3]
+    i = a.shape[0] // 2 if index is None else index
+    sl = a[i].T[::-1, ::-1]  # rows: superior first; columns: anterior first
+    return sl, (zooms[2], zooms[1]), img

@@ -1,0 +1,102 @@
+# Per subject: cord mask (training target), T1w-to-T2w registration with QC gate, resampling to
+# 1x1x2 mm, registration QC figure; one registration table for the cohort.
+
+
+rule cord_mask:
+    input:
+        centerline=lambda wc: subject_inputs(wc.subject)["centerline"],
+    output:
+        mask=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_label-cord_mask.nii.gz",
+    log:
+        f"{LOGS}/preprocess/sub-{{subject}}_cord-mask.log",
+    conda:
+        "../../environment.yml"
+    params:
+        diameter_mm=config["preprocess"]["cord_mask_diameter_mm"],
+    script:
+        "../scripts/cord_mask.py"
+
+
+rule register:
+    input:
+        unpack(get_register_inputs),
+    output:
+        t1w=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_space-T2w_desc-registered_T1w.nii.gz",
+        transform=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_from-T1w_to-T2w_mode-points_xfm.mat",
+        qc=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_desc-registration_qc.json",
+    log:
+        f"{LOGS}/preprocess/sub-{{subject}}_register.log",
+    benchmark:
+        f"{BENCH}/preprocess/sub-{{subject}}_register.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        registration=config["preprocess"]["registration"],
+    script:
+        "../scripts/register.py"
+
+
+rule resample:
+    input:
+        unpack(get_resample_inputs),
+    output:
+        t2w=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_res-1x1x2_desc-preproc_T2w.nii.gz",
+        t1w=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_res-1x1x2_desc-preproc_T1w.nii.gz",
+        tumor=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_res-1x1x2_label-tumor_mask.nii.gz",
+        edema=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_res-1x1x2_label-edema_mask.nii.gz",
+        cavity=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_res-1x1x2_label-cavity_mask.nii.gz",
+        cord=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_res-1x1x2_label-cord_mask.nii.gz",
+        grid=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_res-1x1x2_grid.json",
+    log:
+        f"{LOGS}/preprocess/sub-{{subject}}_resample.log",
+    benchmark:
+        f"{BENCH}/preprocess/sub-{{subject}}_resample.tsv"
+    conda:
+        "../../environment.yml"
+    resources:
+        mem_mb=4000,
+    params:
+        spacing=config["preprocess"]["spacing_mm"],
+    script:
+        "../scripts/resample.py"
+
+
+rule registration_figure:
+    input:
+        t2w=lambda wc: subject_inputs(wc.subject)["t2w"],
+        t1w=rules.register.output.t1w,
+        qc=rules.register.output.qc,
+        cord=rules.cord_mask.output.mask,
+    output:
+        png=report(
+            f"{RESULTS}/qc/registration/sub-{{subject}}_registration.png",
+            caption="../report/registration.rst",
+            category="Registration QC",
+            subcategory="{subject}",
+        ),
+    log:
+        f"{LOGS}/qc/sub-{{subject}}_registration.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/registration_figure.py"
+
+
+rule registration_summary:
+    input:
+        expand(
+            f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_desc-registration_qc.json",
+            subject=SUBJECTS,
+        ),
+    output:
+        tsv=f"{RESULTS}/qc/registration.tsv",
+    log:
+        f"{LOGS}/qc/registration_summary.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/registration_summary.py"
