@@ -1,0 +1,1 @@
+"""Neural networks (PyTorch). Inference does not need this package: it runs the ONNX export."""

@@ -1,0 +1,207 @@
+"""Training loop: Adam, cosine annealing, early stopping on the validation loss, best checkpoint,
+per-epoch checkpoints that a killed job resumes from, a per-epoch log TSV and a loss-curve PNG.
+
+Checkpoints hold only tensors and plain Python values and are loaded with ``weights_only=True``;
+all randomness (shuffling, augmentation) comes from one torch Generator whose state is checkpointed,
+so a resumed run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..io import atomic_path, write_json, write_tsv
+from ..models.unet3d import ModifiedUNet3D, count_parameters
+from .augment import augment
+from .losses import dice_loss
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    kind: str  # "cord" or "tumor"
+    in_channels: int
+    out_channels: int
+    class_names: tuple[str, ...]
+    base_filters: int = 8
+    depth: int = 4
+    dropout: float = 0.3
+    batch_size: int = 1
+    lr: float = 1e-3
+    max_epochs: int = 200
+    patience: int = 50
+    min_delta: float = 0.001
+    seed: int = 0
+    threads: int = 2
+    device: str = "auto"  # auto | cpu | cuda
+    augment: dict = field(default_factory=lambda: {"rotation_deg": 5.0, "scale": 0.10, "translation": 0.03})
+    max_epoch_seconds: float | None = None  # stop an epoch early on slow machines (demo); None = off
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but CUDA is not available")
+    return torch.device(name)
+
+
+def build_model(cfg: TrainConfig) -> ModifiedUNet3D:
+    return ModifiedUNet3D(cfg.in_channels, cfg.out_channels, cfg.base_filters, cfg.depth, cfg.dropout)
+
+
+def _stack(samples, idx):
+    x = torch.from_numpy(np.stack([samples[i][0] for i in idx]))
+    y = torch.from_numpy(np.stack([samples[i][1] for i in idx]))
+    return x, y
+
+
+def _evaluate(model, samples, cfg, device, amp):
+    model.eval()
+    losses, inter, denom = [], None, None
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        for start in range(0, len(samples), cfg.batch_size):
+            x, y = _stack(samples, range(start, min(start + cfg.batch_size, len(samples))))
+            x, y = x.to(device), y.to(device)
+            p = model(x).float()
+            losses.append(float(dice_loss(p, y)) * len(x))
+            dims = (0, 2, 3, 4)
+            pb = (p >= 0.5).float()
+            i, d = (pb * y).sum(dims), pb.sum(dims) + y.sum(dims)
+            inter = i if inter is None else inter + i
+            denom = d if denom is None else denom + d
+    dice = torch.where(denom > 0, 2 * inter / denom.clamp(min=1e-6), torch.full_like(denom, float("nan")))
+    return sum(losses) / max(len(samples), 1), dice.cpu().numpy()
+
+
+def _save(obj, path: Path):
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def train(cfg: TrainConfig, train_samples: list, val_samples: list, out_dir) -> dict:
+    """Train on in-memory samples ((input, target) numpy pairs) and write into ``out_dir``:
+    ``last.pt`` (every epoch), ``best.pt``, ``log.tsv``, ``loss.png``, ``summary.json``."""
+    if not train_samples or not val_samples:
+        raise ValueError(f"{cfg.kind} model: need training and validation samples "
+                         f"(got {len(train_samples)} and {len(val_samples)})")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    amp = device.type == "cuda"
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model = build_model(cfg).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.max_epochs)
+    state = {"epoch": -1, "best_val": math.inf, "best_epoch": -1, "bad_epochs": 0, "history": []}
+    last = out / "last.pt"
+    if last.exists():
+        ck = torch.load(last, map_location=device, weights_only=True)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        gen.set_state(ck["generator"])
+        state = {k: ck[k] for k in state}
+        log.info("resuming %s training after epoch %d", cfg.kind, state["epoch"])
+    log.info("%s model: %d parameters, %d train / %d val samples, device %s",
+             cfg.kind, count_parameters(model), len(train_samples), len(val_samples), device)
+
+    for epoch in range(state["epoch"] + 1, cfg.max_epochs):
+        if state["bad_epochs"] >= cfg.patience:
+            break
+        t0 = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(train_samples), generator=gen).tolist()
+        total, seen = 0.0, 0
+        for start in range(0, len(order), cfg.batch_size):
+            x, y = _stack(train_samples, order[start:start + cfg.batch_size])
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            x, y = augment(x, y, gen, **cfg.augment)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                loss = dice_loss(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(x)
+            seen += len(x)
+            if cfg.max_epoch_seconds and time.perf_counter() - t0 > cfg.max_epoch_seconds:
+                break
+        sched.step()
+        train_s = time.perf_counter() - t0
+        val_loss, val_dice = _evaluate(model, val_samples, cfg, device, amp)
+        row = {"epoch": epoch, "train_loss": total / seen, "val_loss": val_loss,
+               **{f"val_dice_{c}": float(d) for c, d in zip(cfg.class_names, val_dice)},
+               "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0,
+               "train_samples_per_s": seen / train_s}
+        state["history"].append(row)
+        if val_loss < state["best_val"] - cfg.min_delta:
+            state.update(best_val=val_loss, best_epoch=epoch, bad_epochs=0)
+            _save({"model": model.state_dict(), "epoch": epoch, "config": _plain(cfg)}, out / "best.pt")
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch
+        _save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+               "generator": gen.get_state(), **state}, last)
+        write_tsv(pd.DataFrame(state["history"]), out / "log.tsv")
+        log.info("epoch %d: train %.4f val %.4f dice %s (%.1f s)", epoch, row["train_loss"], val_loss,
+                 np.round(val_dice, 3).tolist(), row["seconds"])
+    hist = pd.DataFrame(state["history"])
+    best = hist.loc[hist["epoch"] == state["best_epoch"]].iloc[0].to_dict() if state["best_epoch"] >= 0 else {}
+    summary = {"kind": cfg.kind, "best_epoch": state["best_epoch"], "best_val_loss": state["best_val"],
+               "epochs_run": len(hist), "stopped_early": state["bad_epochs"] >= cfg.patience,
+               "best": best, "config": _plain(cfg), "parameters": count_parameters(model), "device": str(device),
+               "seconds": float(hist["seconds"].sum()) if len(hist) else 0.0}
+    write_json(summary, out / "summary.json")
+    loss_curve(hist, out / "loss.png", cfg.kind)
+    return summary
+
+
+def _plain(cfg: TrainConfig) -> dict:
+    d = asdict(cfg)
+    d["class_names"] = list(cfg.class_names)
+    return d
+
+
+def load_model(path, device="cpu") -> tuple[ModifiedUNet3D, dict]:
+    """Model and its training config from a ``best.pt`` (weights only: nothing is executed)."""
+    ck = torch.load(path, map_location=device, weights_only=True)
+    c = dict(ck["config"])
+    c["class_names"] = tuple(c["class_names"])
+    cfg = TrainConfig(**c)
+    model = build_model(cfg)
+    model.load_state_dict(ck["model"])
+    return model.to(device).eval(), c
+
+
+def loss_curve(hist: pd.DataFrame, path, title: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
+    if len(hist):
+        ax[0].plot(hist["epoch"], hist["train_loss"], label="train")
+        ax[0].plot(hist["epoch"], hist["val_loss"], label="validation")
+        for c in [c for c in hist.columns if c.startswith("val_dice_")]:
+            ax[1].plot(hist["epoch"], hist[c], label=c[len("val_dice_"):])
+    ax[0].set(xlabel="epoch", ylabel="Dice loss", title=f"{title} model: loss")
+    ax[1].set(xlabel="epoch", ylabel="Dice", ylim=(0, 1), title="validation Dice (threshold 0.5)")
+    for a in ax:
+        a.legend(fontsize=8)
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
