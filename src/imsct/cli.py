@@ -113,6 +113,45 @@ def cmd_cord_mask(args) -> int:
     return 0
 
 
+def cmd_splits(args) -> int:
+    import pandas as pd
+
+    from .splits import make_splits, split_table, write_splits
+
+    cohort = pd.read_csv(args.cohort, sep="\t", dtype=str)
+    splits = make_splits(split_table(cohort), args.n_splits, args.seed, tuple(args.fractions))
+    paths = write_splits(splits, args.out)
+    print(f"wrote {len(paths)} splits and summary.tsv to {args.out}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    import pandas as pd
+
+    from .config import load_config
+    from .training.jobs import train_cord_model, train_tumor_model
+
+    cfg = load_config(args.config)["training"]
+    if args.device:
+        cfg["device"] = args.device
+    split = pd.read_csv(args.split, sep="\t", dtype=str)
+    pre = Path(args.preprocessed)
+
+    def paths(pid):
+        key = pid[4:]
+        base = pre / f"sub-{key}" / f"sub-{key}_res-1x1x2"
+        return {"t2w": f"{base}_desc-preproc_T2w.nii.gz", "t1w": f"{base}_desc-preproc_T1w.nii.gz",
+                **{k: f"{base}_label-{k}_mask.nii.gz" for k in ("tumor", "edema", "cavity", "cord")}}
+
+    sets = {w: {pid[4:]: paths(pid) for pid in split.loc[split["set"] == w, "participant_id"]} for w in ("train", "val")}
+    if args.model == "cord":
+        summary = train_cord_model(sets["train"], sets["val"], args.out, cfg)
+    else:
+        summary = train_tumor_model(sets["train"], sets["val"], args.out, cfg, args.cord_model)
+    print(f"{args.model} model: best epoch {summary['best_epoch']}, validation loss {summary['best_val_loss']:.4f} -> {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -169,6 +208,24 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--diameter-mm", type=float, default=30.0)
     c.add_argument("--ref", help="image whose grid a CSV centerline refers to")
     c.set_defaults(func=cmd_cord_mask)
+
+    sp = sub.add_parser("splits", help="random train/validation/test splits (stratified; lumbar never in test)")
+    sp.add_argument("cohort", help="cohort TSV (participant_id, tumor_type, tumor_region)")
+    sp.add_argument("--n-splits", type=int, default=12)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--fractions", type=float, nargs=3, default=(0.6, 0.2, 0.2), metavar=("TRAIN", "VAL", "TEST"))
+    sp.add_argument("--out", required=True, help="folder for split-XX.tsv and summary.tsv")
+    sp.set_defaults(func=cmd_splits)
+
+    t = sub.add_parser("train", help="train the cord or the tumor model on one split")
+    t.add_argument("--model", choices=("cord", "tumor"), required=True)
+    t.add_argument("--split", required=True, help="split-XX.tsv")
+    t.add_argument("--preprocessed", required=True, help="folder of the preprocessing outputs (results/preprocess)")
+    t.add_argument("--out", required=True, help="model folder (resumes from its last.pt)")
+    t.add_argument("--config", help="workflow config (its `training` section; defaults: the paper's)")
+    t.add_argument("--cord-model", help="cord model best.pt (tumor model cropping from predictions)")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    t.set_defaults(func=cmd_train)
     return p
 
 

@@ -27,6 +27,20 @@ def _allocate(n: int, fractions) -> list[int]:
     return sizes.tolist()
 
 
+def split_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per participant, sorted, with the columns splitting needs (the same table whether it
+    comes from the phantom plan or a discovered cohort, so parse time and the rule agree)."""
+    cols = [c for c in ("participant_id", "tumor_type", "tumor_region") if c in df.columns]
+    out = df[cols].drop_duplicates("participant_id").sort_values("participant_id").reset_index(drop=True)
+    if "tumor_type" not in out:
+        out["tumor_type"] = "unknown"
+    if "tumor_region" not in out:
+        out["tumor_region"] = ""
+    out["tumor_type"] = out["tumor_type"].fillna("unknown").astype(str)
+    out["tumor_region"] = out["tumor_region"].fillna("").astype(str)
+    return out
+
+
 def make_split(table: pd.DataFrame, seed: int, fractions=(0.6, 0.2, 0.2), key: str = "participant_id",
                strata: str = "tumor_type", region: str = "tumor_region") -> pd.DataFrame:
     """One split: a copy of ``table[[key, strata, region]]`` with a ``set`` column.

@@ -5,7 +5,8 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from imsct.bids import Naming, discover_cached
-from imsct.phantom.cohort import plan_cohort
+from imsct.phantom.cohort import participants_table, plan_cohort
+from imsct.splits import make_splits, split_table
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -74,6 +75,57 @@ def phantom_paths(subject):
     return out
 
 
+# Splits are a pure function of the cohort and the seed: known at parse time, written by a rule.
+SPLITS = [f"{i:02d}" for i in range(config["splits"]["n"])]
+_PARTICIPANTS = participants_table(SPECS.values()) if SYNTHETIC else COHORT
+SPLIT_TABLES = dict(
+    zip(
+        SPLITS,
+        make_splits(
+            split_table(_PARTICIPANTS),
+            config["splits"]["n"],
+            config["splits"]["seed"],
+            config["splits"]["fractions"],
+        ),
+    )
+)
+
+
+def split_members(split, which):
+    """Subject keys (wildcard values) of one set of a split; sessions follow their participant."""
+    pids = set(SPLIT_TABLES[split].query("set == @which")["participant_id"])
+    return [k for k in SUBJECTS if f"sub-{k.split('_ses-')[0]}" in pids]
+
+
+def preproc_paths(subject):
+    pre = f"{RESULTS}/preprocess/sub-{subject}/sub-{subject}_res-1x1x2"
+    return {
+        "t2w": f"{pre}_desc-preproc_T2w.nii.gz",
+        "t1w": f"{pre}_desc-preproc_T1w.nii.gz",
+        **{
+            k: f"{pre}_label-{k}_mask.nii.gz"
+            for k in ("tumor", "edema", "cavity", "cord")
+        },
+    }
+
+
+def get_training_subjects(wildcards):
+    return {
+        which: {k: preproc_paths(k) for k in split_members(wildcards.split, which)}
+        for which in ("train", "val")
+    }
+
+
+def get_training_inputs(wildcards):
+    subjects = get_training_subjects(wildcards)
+    return [
+        p
+        for which in subjects.values()
+        for paths in which.values()
+        for p in paths.values()
+    ]
+
+
 def subject_inputs(subject):
     """Every input path of one subject (key: t2w, t1w, tumor, ..., discs, t1w_discs); optional labels
     a real dataset lacks are left out."""
@@ -131,4 +183,6 @@ def get_final_outputs():
         f"{RESULTS}/qc/registration/sub-{{subject}}_registration.png", subject=SUBJECTS
     )
     outs += expand(f"{pre}_res-1x1x2_grid.json", subject=SUBJECTS)
+    outs += [f"{RESULTS}/splits/summary.tsv"]
+    outs += expand(f"{RESULTS}/models/split-{{split}}/tumor/summary.json", split=SPLITS)
     return outs

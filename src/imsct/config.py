@@ -1,0 +1,42 @@
+"""The workflow configuration outside Snakemake (CLI): validated against the same JSON schema, with
+its defaults filled in, so `imsct train --config config/config.yaml` means what the workflow means."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def _with_defaults(validator_class):
+    """jsonschema validator that fills ``default`` values while validating (the recipe from the
+    jsonschema documentation; Snakemake's `validate(..., set_default=True)` does the same)."""
+    validate_props = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = sub["default"]
+        yield from validate_props(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> dict:
+    """Load ``path`` (or the schema defaults alone), apply ``overrides``, validate, fill defaults.
+    Raises ValueError naming the offending key."""
+    cfg = yaml.safe_load(Path(path).read_text()) if path else {}
+    cfg = cfg or {}
+    for k, v in (overrides or {}).items():
+        cfg[k] = v
+    schema = yaml.safe_load(SCHEMA.read_text())
+    try:
+        _with_defaults(jsonschema.Draft202012Validator)(schema).validate(cfg)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(map(str, exc.absolute_path)) or "(top level)"
+        raise ValueError(f"config {path or ''}: {where}: {exc.message}") from None
+    return cfg

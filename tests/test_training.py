@@ -1,0 +1,196 @@
+"""Splits, the modified 3D U-Net, and training: learning, determinism, resume after kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from imsct.models.unet3d import ModifiedUNet3D, count_parameters
+from imsct.phantom.cohort import participants_table, plan_cohort
+from imsct.splits import make_split, make_splits, split_table, write_splits
+from imsct.training.data import center_crop_pad, cord_bbox, sliding_patches, uncrop
+
+TINY = {
+    "lr": 1e-3, "max_epochs": 6, "patience": 50, "min_delta": 0.001, "seed": 3, "threads": 2, "device": "cpu",
+    "max_epoch_seconds": None, "augment": {"rotation_deg": 5.0, "scale": 0.1, "translation": 0.03},
+    "cord": {"base_filters": 4, "depth": 3, "dropout": 0.3, "patch": [96, 64, 16], "batch_size": 2},
+    "tumor": {"base_filters": 4, "depth": 3, "dropout": 0.3, "patch": [48, 32, 16], "stride": [32, 16, 16],
+              "batch_size": 8, "safety_factor": [1.2, 1.2, 1.0], "crop_from": "prediction"},
+}
+
+
+# ---------------------------------------------------------------- splits
+def test_splits_obey_lumbar_rule_and_stratification_over_many_seeds():
+    table = split_table(participants_table(plan_cohort(343, 1)))
+    for seed in range(40):
+        s = make_split(table, seed)
+        assert set(s["set"]) == {"train", "val", "test"}
+        assert not ((s["tumor_region"] == "lumbar") & (s["set"] == "test")).any()
+        frac = s["set"].value_counts(normalize=True)
+        assert abs(frac["train"] - 0.6) < 0.03 and abs(frac["test"] - 0.2) < 0.02
+        # stratified: each type's test share close to 20 %
+        per_type = s.groupby("tumor_type")["set"].apply(lambda x: (x == "test").mean())
+        assert (per_type - 0.2).abs().max() < 0.03
+
+
+def test_splits_deterministic_and_written(tmp_path):
+    table = split_table(participants_table(plan_cohort(30, 2)))
+    a, b = make_splits(table, 12, 7), make_splits(table, 12, 7)
+    assert all(x.equals(y) for x, y in zip(a, b))
+    assert not a[0]["set"].equals(a[1]["set"])
+    paths = write_splits(a, tmp_path)
+    assert [p.name for p in paths] == [f"split-{i:02d}.tsv" for i in range(12)]
+    back = pd.read_csv(paths[3], sep="\t")
+    assert list(back["set"]) == list(a[3]["set"])
+    summary = pd.read_csv(tmp_path / "summary.tsv", sep="\t")
+    assert summary.groupby("split")["n"].sum().eq(30).all()
+    with pytest.raises(ValueError, match="sum"):
+        make_split(table, 0, (0.5, 0.2, 0.2))
+
+
+# ---------------------------------------------------------------- network
+@pytest.mark.parametrize("shape", [(17, 33, 45), (16, 64, 128), (5, 9, 13)])
+def test_unet_output_shape_matches_odd_inputs(shape):
+    m = ModifiedUNet3D(2, 4, base_filters=4, depth=4).eval()
+    with torch.no_grad():
+        y = m(torch.randn(1, 2, *shape))
+    assert y.shape == (1, 4, *shape)
+    assert float(y.min()) >= 0 and float(y.max()) <= 1  # sigmoid
+
+
+def test_unet_parameter_counts():
+    small = count_parameters(ModifiedUNet3D(1, 1, 8, 4))
+    double = count_parameters(ModifiedUNet3D(1, 1, 16, 4))
+    assert 3.8 < double / small < 4.1  # convolutions scale with filters squared
+    deeper = count_parameters(ModifiedUNet3D(1, 1, 8, 5))
+    assert deeper > 3.5 * small  # a level deeper doubles filters again
+    m = ModifiedUNet3D(2, 4, 16, 4)
+    assert len(m.seg) + 1 == 3  # deep supervision: three segmentation layers summed
+    assert count_parameters(m) == 2_067_916  # pins the architecture; change deliberately
+
+
+def test_crop_helpers_round_trip():
+    a = np.arange(5 * 6 * 7, dtype=np.float32).reshape(5, 6, 7)
+    c, starts = center_crop_pad(a, (8, 4, 7))
+    assert c.shape == (8, 4, 7)
+    back = uncrop(c, starts, a.shape)
+    assert np.array_equal(back[:, 1:5], a[:, 1:5])
+    m = np.zeros((20, 30, 40), np.uint8)
+    m[8:12, 10:20, 5:35] = 1
+    box = cord_bbox(m, (1.2, 1.2, 1.0))
+    assert box[2] == slice(5, 35) and box[0].stop - box[0].start >= 5
+    patches = sliding_patches((20, 30, 40), (16, 16, 16), (8, 8, 16))
+    covered = np.zeros((20, 30, 40), bool)
+    for p in patches:
+        covered[p] = True
+    assert covered.all()
+
+
+# ---------------------------------------------------------------- training
+def _sets(preprocessed_small):
+    keys = sorted(preprocessed_small)
+    return {k: preprocessed_small[k] for k in keys[:6]}, {k: preprocessed_small[k] for k in keys[6:]}
+
+
+@pytest.fixture(scope="module")
+def tiny_models(preprocessed_small, tmp_path_factory):
+    from imsct.training.jobs import train_cord_model, train_tumor_model
+
+    out = tmp_path_factory.mktemp("models")
+    train, val = _sets(preprocessed_small)
+    t0 = time.perf_counter()
+    cord = train_cord_model(train, val, out / "cord", TINY)
+    tumor = train_tumor_model(train, val, out / "tumor", TINY, str(out / "cord" / "best.pt"))
+    return out, cord, tumor, time.perf_counter() - t0
+
+
+def test_tiny_training_learns(tiny_models):
+    out, cord, tumor, seconds = tiny_models
+    assert seconds < 120
+    for kind, col in (("cord", "val_dice_cord"), ("tumor", "val_dice_wholetumor")):
+        log = pd.read_csv(out / kind / "log.tsv", sep="\t")
+        assert len(log) == TINY["max_epochs"]
+        assert log["train_loss"].iloc[-1] < log["train_loss"].iloc[0]
+        assert log[col].iloc[-3:].max() > log[col].iloc[0], log[[col]].T
+        assert (out / kind / "loss.png").stat().st_size > 5000
+    assert json.loads((out / "tumor" / "summary.json").read_text())["crop_from"] == "prediction"
+
+
+def test_checkpoints_load_weights_only(tiny_models):
+    from imsct.training.loop import load_model
+
+    out = tiny_models[0]
+    model, cfg = load_model(out / "tumor" / "best.pt")
+    assert cfg["kind"] == "tumor" and cfg["class_names"] == ["tumor", "edema", "cavity", "wholetumor"]
+    ck = torch.load(out / "tumor" / "last.pt", weights_only=True)
+    assert ck["epoch"] == TINY["max_epochs"] - 1 and "optimizer" in ck
+
+
+def test_same_seed_same_first_losses(preprocessed_small, tmp_path):
+    from imsct.training.jobs import train_cord_model
+
+    train, val = _sets(preprocessed_small)
+    cfg = {**TINY, "max_epochs": 2}
+    train_cord_model(train, val, tmp_path / "a", cfg)
+    train_cord_model(train, val, tmp_path / "b", cfg)
+    a = pd.read_csv(tmp_path / "a/log.tsv", sep="\t")
+    b = pd.read_csv(tmp_path / "b/log.tsv", sep="\t")
+    assert a["train_loss"].tolist() == b["train_loss"].tolist()
+    assert a["val_loss"].tolist() == b["val_loss"].tolist()
+
+
+RUNNER = """
+import json, sys
+from imsct.training.jobs import train_cord_model
+train, val, out, cfg = json.load(open(sys.argv[1]))
+train_cord_model(train, val, out, cfg)
+"""
+
+
+def test_resume_after_kill_continues_at_the_right_epoch(preprocessed_small, tmp_path):
+    """kill -9 a real training process after its first checkpoints; the rerun resumes from the last
+    epoch with the same optimizer state, ending exactly as an uninterrupted run."""
+    from imsct.training.jobs import train_cord_model
+
+    train, val = _sets(preprocessed_small)
+    cfg = {**TINY, "max_epochs": 5, "threads": 1}
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps([train, val, str(tmp_path / "killed"), cfg]))
+    proc = subprocess.Popen([sys.executable, "-c", RUNNER, str(args)], start_new_session=True)
+    last = tmp_path / "killed" / "last.pt"
+    deadline = time.time() + 120
+    epoch = -1
+    while time.time() < deadline and proc.poll() is None:
+        if last.exists():
+            try:
+                epoch = torch.load(last, weights_only=True)["epoch"]
+            except Exception:  # being replaced right now
+                epoch = -1
+            if epoch >= 1:
+                break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 1 <= epoch < cfg["max_epochs"] - 1, "the process should be killed mid-run"
+    killed_at = torch.load(last, weights_only=True)["epoch"]
+    train_cord_model(train, val, tmp_path / "killed", cfg)  # rerun: resumes
+    resumed = pd.read_csv(tmp_path / "killed/log.tsv", sep="\t")
+    train_cord_model(train, val, tmp_path / "straight", cfg)
+    straight = pd.read_csv(tmp_path / "straight/log.tsv", sep="\t")
+    assert resumed["epoch"].tolist() == list(range(cfg["max_epochs"]))
+    assert killed_at < cfg["max_epochs"] - 1
+    np.testing.assert_allclose(resumed["train_loss"], straight["train_loss"], rtol=1e-6)
+    a = torch.load(tmp_path / "killed/last.pt", weights_only=True)["optimizer"]["state"]
+    b = torch.load(tmp_path / "straight/last.pt", weights_only=True)["optimizer"]["state"]
+    for k in b:
+        torch.testing.assert_close(a[k]["exp_avg"], b[k]["exp_avg"], rtol=1e-5, atol=1e-7)
