@@ -5,7 +5,6 @@ from __future__ import annotations
 import filecmp
 import json
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np

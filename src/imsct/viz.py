@@ -3,8 +3,24 @@ of images stored in any orientation."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nibabel as nib
 import numpy as np
+
+from .io import atomic_path
+
+
+def save_figure(fig, out, dpi: int = 80) -> Path:
+    """Write a matplotlib figure as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    return out
 
 
 def sagittal_view(data: np.ndarray, affine: np.ndarray, index: int | None = None):

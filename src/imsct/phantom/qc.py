@@ -15,8 +15,7 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from ..io import atomic_path  # noqa: E402
-from ..viz import sagittal_view  # noqa: E402
+from ..viz import sagittal_view, save_figure  # noqa: E402
 
 CLASS_COLORS = {"tumor": "#e41a1c", "edema": "#ffd92f", "cavity": "#377eb8"}
 
@@ -78,9 +77,4 @@ def _montage(t2w, t2w_affine, t1w, t1w_affine, labels, tr, out) -> Path:
     v = tr["volumes_cm3"]
     fig.suptitle(f"{tr['participant_id']}: {tr['tumor_type']}, {tr['tumor_region']}; "
                  f"tumor {v['tumor']:.1f} / edema {v['edema']:.1f} / cavity {v['cavity']:.1f} cm³", fontsize=11)
-    fig.tight_layout()
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=90)

@@ -14,7 +14,8 @@ import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.ndimage import gaussian_filter, sobel  # noqa: E402
 
-from ..io import atomic_path, load_image  # noqa: E402
+from ..io import load_image  # noqa: E402
+from ..viz import save_figure  # noqa: E402
 
 
 def _norm(a):
@@ -72,9 +73,4 @@ def registration_figure(t2w: str, t1w_on_t2w: str, out: str, qc_json: str | None
         if q.get("disc_error_mm") is not None:
             title += f", disc agreement {q['disc_error_mm']:.1f} mm"
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=80)

@@ -20,6 +20,7 @@ import torch
 
 from ..io import atomic_path, write_json, write_tsv
 from ..models.unet3d import ModifiedUNet3D, count_parameters
+from ..viz import save_figure
 from .augment import augment
 from .losses import dice_loss
 
@@ -201,7 +202,4 @@ def loss_curve(hist: pd.DataFrame, path, title: str):
     for a in ax:
         a.legend(fontsize=8)
         a.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
