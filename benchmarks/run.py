@@ -96,6 +96,41 @@ def bench_registration(tmp: Path, quick: bool) -> list[tuple]:
     return rows
 
 
+def bench_training(quick: bool) -> list[tuple]:
+    """Training throughput (forward + backward + Adam step, augmentation included) on this CPU."""
+    import torch
+
+    from imsct.models.unet3d import ModifiedUNet3D
+    from imsct.training.augment import augment
+    from imsct.training.losses import dice_loss
+
+    torch.set_num_threads(2)
+    cases = [("cord, demo (4 filters, depth 3, 128x80x16)", 1, 1, 4, 3, (16, 80, 128), 2),
+             ("tumor, demo (8 filters, depth 3, 64x32x16)", 2, 4, 8, 3, (16, 32, 64), 8)]
+    if not quick:
+        cases += [("cord, paper (8 filters, depth 4, 512x256x32)", 1, 1, 8, 4, (32, 256, 512), 1),
+                  ("tumor, paper (16 filters, depth 4, 128x128x32), batch 2", 2, 4, 16, 4, (32, 128, 128), 2)]
+    rows = []
+    gen = torch.Generator().manual_seed(0)
+    for name, cin, cout, bf, depth, shape, batch in cases:
+        model = ModifiedUNet3D(cin, cout, bf, depth)
+        opt = torch.optim.Adam(model.parameters())
+        x, y = torch.randn(batch, cin, *shape), (torch.rand(batch, cout, *shape) > 0.5).float()
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            xa, ya = augment(x, y, gen)
+            loss = dice_loss(model(xa), ya)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            times.append(time.perf_counter() - t0)
+        step = min(times[1:])
+        rows.append((f"training step, {name}", f"{batch / step:.1f} samples/s", "-",
+                     f"{step:.2f} s per batch of {batch} (CPU, 2 threads)"))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer phantom subjects")
@@ -124,6 +159,7 @@ def main() -> None:
             n = len(layout.get(suffix="T2w", extension=".nii.gz"))
             rows.append(("pybids index + query, 1,000 subjects", f"{time.perf_counter() - t0:.2f} s", "-", f"{n} T2w"))
         rows += bench_registration(tmp, quick=args.quick)
+        rows += bench_training(quick=args.quick)
         exe = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
         t0 = time.perf_counter()
         r = subprocess.run([exe, "-n", "-q", "--cores", "2", "--configfile", "config/paper.yaml", "--config",

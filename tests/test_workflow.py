@@ -86,7 +86,12 @@ def test_config_errors_name_the_key(tmp_path, text, message):
 
 def test_small_run_generates_cohort_and_qc(tmp_path):
     small = overlay(tmp_path, "synthetic: {subjects: 3, seed: 5, size: small, qc: true}")
-    r = snakemake("--cores", "2", *small, "--config", *tmp_config(tmp_path))
+    res = tmp_path / "results"
+    targets = [str(res / "cohort/cohort.tsv"), str(res / "qc/registration.tsv")]
+    targets += [str(res / f"qc/{kind}/sub-{i:03d}_{kind}{'-qc' if kind == 'phantom' else ''}.png")
+                for i in (1, 2, 3) for kind in ("phantom", "registration")]
+    targets += [str(res / f"preprocess/sub-{i:03d}/sub-{i:03d}_res-1x1x2_grid.json") for i in (1, 2, 3)]
+    r = snakemake("--cores", "2", *targets, *small, "--config", *tmp_config(tmp_path))
     assert r.returncode == 0, r.stderr[-3000:]
     cohort = pd.read_csv(tmp_path / "results/cohort/cohort.tsv", sep="\t")
     assert list(cohort["participant_id"]) == ["sub-001", "sub-002", "sub-003"]
@@ -108,8 +113,36 @@ def test_small_run_generates_cohort_and_qc(tmp_path):
             assert img.shape == t2.shape and np.allclose(img.affine, t2.affine)
         assert (tmp_path / f"results/qc/registration/sub-{i:03d}_registration.png").stat().st_size > 10_000
     # Nothing to do on a second run.
-    r = snakemake("-n", "--cores", "2", *small, "--config", *tmp_config(tmp_path))
+    r = snakemake("-n", "--cores", "2", *targets, *small, "--config", *tmp_config(tmp_path))
     assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr
+
+
+TINY_TRAINING = """
+synthetic: {subjects: 8, seed: 11, size: small, qc: false}
+splits: {n: 1, seed: 0}
+training:
+  max_epochs: 2
+  cord: {base_filters: 2, depth: 2, dropout: 0.3, patch: [64, 48, 16], batch_size: 2}
+  tumor: {base_filters: 2, depth: 2, dropout: 0.3, patch: [32, 32, 16], stride: [32, 32, 16], batch_size: 8,
+          safety_factor: [1.2, 1.2, 1.0], crop_from: prediction}
+"""
+
+
+def test_training_rules_run_end_to_end(tmp_path):
+    """Splits written by the rule equal the ones the DAG was built from; both models train per split."""
+    from imsct.phantom.cohort import participants_table, plan_cohort
+    from imsct.splits import make_splits, split_table
+
+    r = snakemake("--cores", "2", *overlay(tmp_path, TINY_TRAINING), "--config", *tmp_config(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = tmp_path / "results"
+    written = pd.read_csv(res / "splits/split-00.tsv", sep="\t")
+    expected = make_splits(split_table(participants_table(plan_cohort(8, 11))), 1, 0)[0]
+    assert list(written["set"]) == list(expected["set"])
+    for kind in ("cord", "tumor"):
+        log = pd.read_csv(res / f"models/split-00/{kind}/log.tsv", sep="\t")
+        assert len(log) == 2 and (res / f"models/split-00/{kind}/best.pt").stat().st_size > 1000
+    assert "best epoch" in (res / "logs/train/split-00_tumor.log").read_text()
 
 
 def test_workflow_on_an_existing_bids_dataset(small_cohort, tmp_path):

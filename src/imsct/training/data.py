@@ -111,7 +111,9 @@ def tumor_samples(case: Case, crop_mask: np.ndarray, patch, stride, safety) -> l
     if np.any(size > x.shape[1:]):
         x, _ = center_crop_pad(x, size)
         y, _ = center_crop_pad(y, size)
-    return [(x[(slice(None),) + p], y[(slice(None),) + p]) for p in sliding_patches(x.shape[1:], patch, stride)]
+    # stored compactly (float16 inputs, uint8 targets): paper-scale training keeps every patch in memory
+    return [(x[(slice(None),) + p].astype(np.float16), y[(slice(None),) + p].astype(np.uint8))
+            for p in sliding_patches(x.shape[1:], patch, stride)]
 
 
 def cord_sample(case: Case, patch) -> tuple[np.ndarray, np.ndarray]:

@@ -61,8 +61,8 @@ def build_model(cfg: TrainConfig) -> ModifiedUNet3D:
 
 
 def _stack(samples, idx):
-    x = torch.from_numpy(np.stack([samples[i][0] for i in idx]))
-    y = torch.from_numpy(np.stack([samples[i][1] for i in idx]))
+    x = torch.from_numpy(np.stack([samples[i][0] for i in idx]).astype(np.float32))
+    y = torch.from_numpy(np.stack([samples[i][1] for i in idx]).astype(np.float32))
     return x, y
 
 
