@@ -113,6 +113,9 @@ def train(cfg: TrainConfig, train_samples: list, val_samples: list, out_dir) -> 
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         gen.set_state(ck["generator"])
+        torch.set_rng_state(ck["torch_rng"])  # dropout masks continue where they stopped
+        if device.type == "cuda" and "cuda_rng" in ck:
+            torch.cuda.set_rng_state(ck["cuda_rng"], device)
         state = {k: ck[k] for k in state}
         log.info("resuming %s training after epoch %d", cfg.kind, state["epoch"])
     log.info("%s model: %d parameters, %d train / %d val samples, device %s",
@@ -152,8 +155,11 @@ def train(cfg: TrainConfig, train_samples: list, val_samples: list, out_dir) -> 
         else:
             state["bad_epochs"] += 1
         state["epoch"] = epoch
+        rng = {"torch_rng": torch.get_rng_state()}
+        if device.type == "cuda":
+            rng["cuda_rng"] = torch.cuda.get_rng_state(device)
         _save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-               "generator": gen.get_state(), **state}, last)
+               "generator": gen.get_state(), **rng, **state}, last)
         write_tsv(pd.DataFrame(state["history"]), out / "log.tsv")
         log.info("epoch %d: train %.4f val %.4f dice %s (%.1f s)", epoch, row["train_loss"], val_loss,
                  np.round(val_dice, 3).tolist(), row["seconds"])
@@ -178,8 +184,7 @@ def load_model(path, device="cpu") -> tuple[ModifiedUNet3D, dict]:
     """Model and its training config from a ``best.pt`` (weights only: nothing is executed)."""
     ck = torch.load(path, map_location=device, weights_only=True)
     c = dict(ck["config"])
-    c["class_names"] = tuple(c["class_names"])
-    cfg = TrainConfig(**c)
+    cfg = TrainConfig(**{**c, "class_names": tuple(c["class_names"])})
     model = build_model(cfg)
     model.load_state_dict(ck["model"])
     return model.to(device).eval(), c
