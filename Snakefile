@@ -12,6 +12,7 @@ include: "workflow/rules/phantom.smk"
 include: "workflow/rules/discover.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/export.smk"
 
 
 rule all:

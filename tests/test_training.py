@@ -114,8 +114,7 @@ def tiny_models(preprocessed_small, tmp_path_factory):
 
 
 def test_tiny_training_learns(tiny_models):
-    out, cord, tumor, seconds = tiny_models
-    assert seconds < 120
+    out, cord, tumor, seconds = tiny_models  # seconds: see benchmarks (no timed assertions in tests)
     for kind, col in (("cord", "val_dice_cord"), ("tumor", "val_dice_wholetumor")):
         log = pd.read_csv(out / kind / "log.tsv", sep="\t")
         assert len(log) == TINY["max_epochs"]
@@ -193,3 +192,32 @@ def test_resume_after_kill_continues_at_the_right_epoch(preprocessed_small, tmp_
     b = torch.load(tmp_path / "straight/last.pt", weights_only=True)["optimizer"]["state"]
     for k in b:
         torch.testing.assert_close(a[k]["exp_avg"], b[k]["exp_avg"], rtol=1e-5, atol=1e-7)
+
+
+# ---------------------------------------------------------------- export
+def test_export_model_folder_parity_and_hashes(tiny_models, tmp_path):
+    import onnxruntime as ort
+
+    from imsct.inference.export import ModelFolderError, read_model_folder, write_model_folder
+    from imsct.training.loop import load_model
+
+    out = tiny_models[0]
+    folder = tmp_path / "onnx"
+    write_model_folder(out / "cord/best.pt", out / "tumor/best.pt", folder, "00", TINY)
+    meta = read_model_folder(folder)
+    assert meta["channels"] == ["T2w", "T1w"] and meta["tumor"]["classes"][-1] == "wholetumor"
+    assert meta["tumor"]["parity"]["max_abs_diff"] <= 1e-4 and meta["cord"]["parity"]["max_abs_diff"] <= 1e-4
+    assert meta["tumor"]["patch_si_ap_rl"] == TINY["tumor"]["patch"]
+    # the ONNX model computes what the checkpoint computes, on a real preprocessed-size input
+    model, _ = load_model(out / "tumor/best.pt")
+    x = torch.randn(1, 2, 16, 32, 48)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    got = ort.InferenceSession(str(folder / "tumor.onnx")).run(None, {"input": x.numpy()})[0]
+    assert np.abs(ref - got).max() <= 1e-4
+    # a tampered folder is refused
+    data = bytearray((folder / "cord.onnx").read_bytes())
+    data[-10] ^= 0xFF
+    (folder / "cord.onnx").write_bytes(bytes(data))
+    with pytest.raises(ModelFolderError, match="SHA-256"):
+        read_model_folder(folder)

@@ -45,6 +45,7 @@ def test_dry_run_default(tmp_path):
     counts = job_counts(r.stdout)
     assert counts["phantom_subject"] == 12 and counts["discover"] == 1 and counts["phantom_qc"] == 12
     assert counts["register"] == 12 and counts["resample"] == 12 and counts["registration_summary"] == 1
+    assert counts["train_cord"] == counts["train_tumor"] == counts["export"] == 3
 
 
 def test_dry_run_paper_scale(tmp_path):
@@ -143,6 +144,10 @@ def test_training_rules_run_end_to_end(tmp_path):
         log = pd.read_csv(res / f"models/split-00/{kind}/log.tsv", sep="\t")
         assert len(log) == 2 and (res / f"models/split-00/{kind}/best.pt").stat().st_size > 1000
     assert "best epoch" in (res / "logs/train/split-00_tumor.log").read_text()
+    from imsct.inference.export import read_model_folder
+
+    meta = read_model_folder(res / "models/split-00/onnx")
+    assert meta["split"] == "00" and meta["tumor"]["parity"]["max_abs_diff"] <= 1e-4
 
 
 def test_workflow_on_an_existing_bids_dataset(small_cohort, tmp_path):

@@ -185,4 +185,5 @@ def get_final_outputs():
     outs += expand(f"{pre}_res-1x1x2_grid.json", subject=SUBJECTS)
     outs += [f"{RESULTS}/splits/summary.tsv"]
     outs += expand(f"{RESULTS}/models/split-{{split}}/tumor/summary.json", split=SPLITS)
+    outs += expand(f"{RESULTS}/models/split-{{split}}/onnx/model.json", split=SPLITS)
     return outs

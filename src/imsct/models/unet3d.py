@@ -79,12 +79,24 @@ class ModifiedUNet3D(nn.Module):
         self.seg = nn.ModuleDict({str(i): nn.Conv3d(f[i], out_channels, 1) for i in self.seg_levels})
         self.seg_final = nn.Conv3d(2 * f[0], out_channels, 1)
 
+    @property
+    def size_multiple(self) -> int:
+        """Spatial sizes the core network takes without padding."""
+        return 2 ** (self.depth - 1)
+
     def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[2:]
-        m = 2 ** (self.depth - 1)
-        pad = [(-s) % m for s in size]
+        pad = [(-s) % self.size_multiple for s in size]
         if any(pad):
             x = F.pad(x, [p for s in reversed(pad) for p in (0, s)])
+        out = self.core_logits(x)
+        if any(pad):
+            out = out[(...,) + tuple(slice(0, s) for s in size)]
+        return out
+
+    def core_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for inputs whose spatial sizes are multiples of :attr:`size_multiple` (the part that
+        is exported to ONNX; padding is done by the caller there)."""
         skips = []
         h = self.stem(x)
         for i in range(self.depth):
@@ -104,8 +116,6 @@ class ModifiedUNet3D(nn.Module):
                 out = self.seg[str(i)](h) if str(i) in self.seg else None
             if out is not None:
                 ds = out if ds is None else out + F.interpolate(ds, size=out.shape[2:], mode="trilinear", align_corners=False)
-        if any(pad):
-            ds = ds[(...,) + tuple(slice(0, s) for s in size)]
         return ds
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""Inference with ONNX models (no PyTorch needed), and the export that produces them."""

@@ -1,0 +1,140 @@
+"""Export a trained model to ONNX (dynamic batch and spatial axes) and prove it computes what PyTorch
+computes: the export fails unless onnxruntime matches PyTorch on random inputs of several sizes
+(max abs difference <= 1e-4).
+
+torch 2.13's default exporter is the dynamo one (needs onnxscript, ~17 s); the TorchScript exporter
+(``dynamo=False``, opset 17) exports this network in under a second. The internal padding to a
+multiple of 2**(depth-1) is done by the inference code, so the exported graph is the core network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..io import atomic_path
+from ..models.unet3d import ModifiedUNet3D
+
+log = logging.getLogger(__name__)
+OPSET = 17
+
+
+class _Core(nn.Module):
+    def __init__(self, model: ModifiedUNet3D):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return torch.sigmoid(self.model.core_logits(x))
+
+
+def sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def export_onnx(model: ModifiedUNet3D, in_channels: int, path, atol: float = 1e-4, seed: int = 0) -> dict:
+    """Write ``path`` (atomically) and return the parity report; raises if the outputs differ."""
+    import onnxruntime as ort
+
+    model = model.eval().cpu()
+    m = model.size_multiple
+    core = _Core(model).eval()
+    dummy = torch.randn(1, in_channels, m * 2, m * 4, m * 4)
+    axes = {0: "batch", 2: "x", 3: "y", 4: "z"}
+    path = Path(path)
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        # Instance norm without running statistics always normalises with the input's own statistics;
+        # the exporter warns that it exports it "in training mode", which is exactly right here (and
+        # the parity check below proves it).
+        warnings.filterwarnings("ignore", message=".*instance_norm.*")
+        torch.onnx.export(core, (dummy,), str(tmp), dynamo=False, opset_version=OPSET,
+                          input_names=["input"], output_names=["probabilities"],
+                          dynamic_axes={"input": axes, "probabilities": axes})
+        sess = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        gen = torch.Generator().manual_seed(seed)
+        worst = 0.0
+        shapes = [(1, in_channels, m * 2, m * 2, m * 2), (2, in_channels, m * 2, m * 3, m * 5), (1, in_channels, m * 3, m * 2, m * 4)]
+        for shape in shapes:
+            x = torch.randn(*shape, generator=gen)
+            with torch.no_grad():
+                ref = core(x).numpy()
+            got = sess.run(None, {"input": x.numpy()})[0]
+            worst = max(worst, float(np.abs(ref - got).max()))
+        if not worst <= atol:
+            raise RuntimeError(f"ONNX export of {path.name}: outputs differ from PyTorch by {worst:.2e} > {atol:.0e}")
+    log.info("exported %s (max abs difference %.1e)", path, worst)
+    return {"max_abs_diff": worst, "tested_shapes": [list(s) for s in shapes], "opset": OPSET, "sha256": sha256(path)}
+
+
+MODEL_FORMAT = "imsct-model/1"
+POSTPROCESS = {"threshold": 0.5, "fill_holes": True,
+               "min_volume_mm3": {"tumor": 200.0, "edema": 500.0, "cavity": 500.0, "wholetumor": 0.0}}
+
+
+def export_model_folder(cord_pt, tumor_pt, out_dir, split: str, spacing_si_ap_rl=(1.0, 1.0, 2.0)) -> dict:
+    """A self-contained model folder: ``cord.onnx``, ``tumor.onnx`` and ``model.json`` with everything
+    inference needs (grid, orientation, patches, safety factor, classes, channel order,
+    normalisation, thresholds, split, package version, file hashes)."""
+    from .. import __version__
+    from ..training.loop import load_model
+
+    out = Path(out_dir)
+    meta = {"format": MODEL_FORMAT, "package_version": __version__, "split": split,
+            "spacing_si_ap_rl_mm": list(spacing_si_ap_rl), "orientation": "RAS",
+            "array_axes": "x right-left, y anterior-posterior, z superior-inferior",
+            "normalisation": "z-score per image (mean 0, sd 1) on the working grid",
+            "channels": ["T2w", "T1w"], "postprocess": POSTPROCESS}
+    for kind, pt in (("cord", cord_pt), ("tumor", tumor_pt)):
+        model, cfg = load_model(pt)
+        report = export_onnx(model, cfg["in_channels"], out / f"{kind}.onnx")
+        meta[kind] = {"file": f"{kind}.onnx", "sha256": report.pop("sha256"), "classes": list(cfg["class_names"]),
+                      "in_channels": cfg["in_channels"], "base_filters": cfg["base_filters"], "depth": cfg["depth"],
+                      "size_multiple": model.size_multiple, "threshold": 0.5, "parity": report,
+                      "checkpoint_sha256": sha256(pt)}
+    return meta
+
+
+def write_model_folder(cord_pt, tumor_pt, out_dir, split: str, training_cfg: dict, spacing_si_ap_rl=(1.0, 1.0, 2.0)) -> Path:
+    from ..io import write_json
+
+    meta = export_model_folder(cord_pt, tumor_pt, out_dir, split, spacing_si_ap_rl)
+    meta["cord"]["patch_si_ap_rl"] = list(training_cfg["cord"]["patch"])
+    t = training_cfg["tumor"]
+    meta["tumor"].update({"patch_si_ap_rl": list(t["patch"]), "stride_si_ap_rl": list(t["stride"]),
+                          "safety_factor_rl_ap_si": list(t["safety_factor"])})
+    return write_json(meta, Path(out_dir) / "model.json")
+
+
+class ModelFolderError(ValueError):
+    pass
+
+
+def read_model_folder(folder) -> dict:
+    """``model.json`` of a model folder, after checking that each ONNX file matches its recorded hash
+    (a folder whose files were swapped or corrupted is refused)."""
+    import json
+
+    folder = Path(folder)
+    meta_p = folder / "model.json"
+    if not meta_p.is_file():
+        raise ModelFolderError(f"{folder}: no model.json (not an imsct model folder)")
+    meta = json.loads(meta_p.read_text())
+    if meta.get("format") != MODEL_FORMAT:
+        raise ModelFolderError(f"{meta_p}: unknown format {meta.get('format')!r} (expected {MODEL_FORMAT})")
+    for kind in ("cord", "tumor"):
+        f = folder / meta[kind]["file"]
+        if not f.is_file():
+            raise ModelFolderError(f"{f}: missing")
+        if sha256(f) != meta[kind]["sha256"]:
+            raise ModelFolderError(f"{f}: SHA-256 does not match model.json (modified or corrupted file)")
+    return meta
