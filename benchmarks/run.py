@@ -126,7 +126,7 @@ def bench_training(quick: bool) -> list[tuple]:
             opt.step()
             times.append(time.perf_counter() - t0)
         step = min(times[1:])
-        rows.append((f"training step, {name}", f"{batch / step:.1f} samples/s", "-",
+        rows.append((f"training step, {name}", f"{batch / step:.2f} samples/s", "-",
                      f"{step:.2f} s per batch of {batch} (CPU, 2 threads)"))
     return rows
 

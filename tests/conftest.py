@@ -76,3 +76,29 @@ def preprocessed_small(small_cohort, tmp_path_factory) -> dict[str, dict[str, st
         resample_subject(str(t2p), str(d / "t1_on_t2.nii.gz"), masks, {**paths, "grid": str(d / "grid.json")})
         result[key] = paths
     return result
+
+
+@pytest.fixture(scope="session")
+def tiny_models(preprocessed_small, tmp_path_factory):
+    """Cord and tumor models trained for a few epochs on the small cohort (TINY config)."""
+    import time
+
+    from helpers import TINY, split_sets
+    from imsct.training.jobs import train_cord_model, train_tumor_model
+
+    out = tmp_path_factory.mktemp("models")
+    train, val = split_sets(preprocessed_small)
+    t0 = time.perf_counter()
+    cord = train_cord_model(train, val, out / "cord", TINY)
+    tumor = train_tumor_model(train, val, out / "tumor", TINY, str(out / "cord" / "best.pt"))
+    return out, cord, tumor, time.perf_counter() - t0
+
+
+@pytest.fixture(scope="session")
+def tiny_model_folder(tiny_models, tmp_path_factory):
+    from helpers import TINY
+    from imsct.inference.export import write_model_folder
+
+    folder = tmp_path_factory.mktemp("onnx")
+    write_model_folder(tiny_models[0] / "cord/best.pt", tiny_models[0] / "tumor/best.pt", folder, "00", TINY)
+    return folder

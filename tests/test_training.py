@@ -19,13 +19,7 @@ from imsct.phantom.cohort import participants_table, plan_cohort
 from imsct.splits import make_split, make_splits, split_table, write_splits
 from imsct.training.data import center_crop_pad, cord_bbox, sliding_patches, uncrop
 
-TINY = {
-    "lr": 1e-3, "max_epochs": 6, "patience": 50, "min_delta": 0.001, "seed": 3, "threads": 2, "device": "cpu",
-    "max_epoch_seconds": None, "augment": {"rotation_deg": 5.0, "scale": 0.1, "translation": 0.03},
-    "cord": {"base_filters": 4, "depth": 3, "dropout": 0.3, "patch": [96, 64, 16], "batch_size": 2},
-    "tumor": {"base_filters": 4, "depth": 3, "dropout": 0.3, "patch": [48, 32, 16], "stride": [32, 16, 16],
-              "batch_size": 8, "safety_factor": [1.2, 1.2, 1.0], "crop_from": "prediction"},
-}
+from helpers import TINY, split_sets  # noqa: E402
 
 
 # ---------------------------------------------------------------- splits
@@ -96,23 +90,6 @@ def test_crop_helpers_round_trip():
 
 
 # ---------------------------------------------------------------- training
-def _sets(preprocessed_small):
-    keys = sorted(preprocessed_small)
-    return {k: preprocessed_small[k] for k in keys[:6]}, {k: preprocessed_small[k] for k in keys[6:]}
-
-
-@pytest.fixture(scope="module")
-def tiny_models(preprocessed_small, tmp_path_factory):
-    from imsct.training.jobs import train_cord_model, train_tumor_model
-
-    out = tmp_path_factory.mktemp("models")
-    train, val = _sets(preprocessed_small)
-    t0 = time.perf_counter()
-    cord = train_cord_model(train, val, out / "cord", TINY)
-    tumor = train_tumor_model(train, val, out / "tumor", TINY, str(out / "cord" / "best.pt"))
-    return out, cord, tumor, time.perf_counter() - t0
-
-
 def test_tiny_training_learns(tiny_models):
     out, cord, tumor, seconds = tiny_models  # seconds: see benchmarks (no timed assertions in tests)
     for kind, col in (("cord", "val_dice_cord"), ("tumor", "val_dice_wholetumor")):
@@ -137,7 +114,7 @@ def test_checkpoints_load_weights_only(tiny_models):
 def test_same_seed_same_first_losses(preprocessed_small, tmp_path):
     from imsct.training.jobs import train_cord_model
 
-    train, val = _sets(preprocessed_small)
+    train, val = split_sets(preprocessed_small)
     cfg = {**TINY, "max_epochs": 2}
     train_cord_model(train, val, tmp_path / "a", cfg)
     train_cord_model(train, val, tmp_path / "b", cfg)
@@ -160,7 +137,7 @@ def test_resume_after_kill_continues_at_the_right_epoch(preprocessed_small, tmp_
     epoch with the same optimizer state, ending exactly as an uninterrupted run."""
     from imsct.training.jobs import train_cord_model
 
-    train, val = _sets(preprocessed_small)
+    train, val = split_sets(preprocessed_small)
     cfg = {**TINY, "max_epochs": 5, "threads": 1}
     args = tmp_path / "args.json"
     args.write_text(json.dumps([train, val, str(tmp_path / "killed"), cfg]))
@@ -198,7 +175,8 @@ def test_resume_after_kill_continues_at_the_right_epoch(preprocessed_small, tmp_
 def test_export_model_folder_parity_and_hashes(tiny_models, tmp_path):
     import onnxruntime as ort
 
-    from imsct.inference.export import ModelFolderError, read_model_folder, write_model_folder
+    from imsct.inference.export import write_model_folder
+    from imsct.inference.modelfolder import ModelFolderError, read_model_folder
     from imsct.training.loop import load_model
 
     out = tiny_models[0]

@@ -144,7 +144,7 @@ def test_training_rules_run_end_to_end(tmp_path):
         log = pd.read_csv(res / f"models/split-00/{kind}/log.tsv", sep="\t")
         assert len(log) == 2 and (res / f"models/split-00/{kind}/best.pt").stat().st_size > 1000
     assert "best epoch" in (res / "logs/train/split-00_tumor.log").read_text()
-    from imsct.inference.export import read_model_folder
+    from imsct.inference.modelfolder import read_model_folder
 
     meta = read_model_folder(res / "models/split-00/onnx")
     assert meta["split"] == "00" and meta["tumor"]["parity"]["max_abs_diff"] <= 1e-4

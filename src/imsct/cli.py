@@ -152,6 +152,26 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_segment(args) -> int:
+    from .inference.predictor import Predictor, SegmentOptions, write_segmentation
+    from .io import load_image
+
+    t2, t1 = load_image(args.t2), load_image(args.t1)
+    min_vol = {}
+    for item in args.min_volume or []:
+        name, _, value = item.partition("=")
+        min_vol[name] = float(value) * 1000.0  # cm3 -> mm3
+    opts = SegmentOptions(cascade=not args.no_cascade, blend=args.blend, tta=args.tta,
+                          threshold=args.threshold, min_volume_mm3=min_vol)
+    predictor = Predictor(args.model, device=args.device, threads=args.threads)
+    seg = predictor.segment(t2, t1, opts)
+    paths = write_segmentation(seg, args.t2, args.out)
+    secs = seg.provenance["seconds"]
+    note = " (no cord found: whole field of view)" if seg.provenance["cord_fallback_whole_fov"] else ""
+    print(f"wrote {len(paths)} masks to {args.out} in {sum(secs.values()):.1f} s{note}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -226,6 +246,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--cord-model", help="cord model best.pt (tumor model cropping from predictions)")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"))
     t.set_defaults(func=cmd_train)
+
+    g = sub.add_parser("segment", help="segment tumor, edema and cavity of one subject with trained models")
+    g.add_argument("--t2", required=True)
+    g.add_argument("--t1", required=True, help="gadolinium-enhanced T1w")
+    g.add_argument("--model", required=True, nargs="+", help="model folder(s); several are averaged")
+    g.add_argument("--out", required=True, help="output folder")
+    g.add_argument("--no-cascade", action="store_true", help="tumor model on the whole image (single step)")
+    g.add_argument("--blend", choices=("uniform", "gaussian"), default="uniform")
+    g.add_argument("--tta", action="store_true", help="mirror test-time augmentation")
+    g.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    g.add_argument("--threads", type=int, default=2)
+    g.add_argument("--threshold", type=float)
+    g.add_argument("--min-volume", nargs="*", metavar="CLASS=CM3", help="e.g. tumor=0.2 edema=0.5")
+    g.set_defaults(func=cmd_segment)
     return p
 
 

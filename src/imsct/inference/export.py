@@ -9,7 +9,6 @@ multiple of 2**(depth-1) is done by the inference code, so the exported graph is
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import warnings
 from pathlib import Path
@@ -20,6 +19,7 @@ from torch import nn
 
 from ..io import atomic_path
 from ..models.unet3d import ModifiedUNet3D
+from .modelfolder import MODEL_FORMAT, sha256
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -32,14 +32,6 @@ class _Core(nn.Module):
 
     def forward(self, x):
         return torch.sigmoid(self.model.core_logits(x))
-
-
-def sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def export_onnx(model: ModifiedUNet3D, in_channels: int, path, atol: float = 1e-4, seed: int = 0) -> dict:
@@ -80,7 +72,6 @@ def export_onnx(model: ModifiedUNet3D, in_channels: int, path, atol: float = 1e-
     return {"max_abs_diff": worst, "tested_shapes": [list(s) for s in shapes], "opset": OPSET, "sha256": sha256(path)}
 
 
-MODEL_FORMAT = "imsct-model/1"
 POSTPROCESS = {"threshold": 0.5, "fill_holes": True,
                "min_volume_mm3": {"tumor": 200.0, "edema": 500.0, "cavity": 500.0, "wholetumor": 0.0}}
 
@@ -117,28 +108,3 @@ def write_model_folder(cord_pt, tumor_pt, out_dir, split: str, training_cfg: dic
     meta["tumor"].update({"patch_si_ap_rl": list(t["patch"]), "stride_si_ap_rl": list(t["stride"]),
                           "safety_factor_rl_ap_si": list(t["safety_factor"])})
     return write_json(meta, Path(out_dir) / "model.json")
-
-
-class ModelFolderError(ValueError):
-    pass
-
-
-def read_model_folder(folder) -> dict:
-    """``model.json`` of a model folder, after checking that each ONNX file matches its recorded hash
-    (a folder whose files were swapped or corrupted is refused)."""
-    import json
-
-    folder = Path(folder)
-    meta_p = folder / "model.json"
-    if not meta_p.is_file():
-        raise ModelFolderError(f"{folder}: no model.json (not an imsct model folder)")
-    meta = json.loads(meta_p.read_text())
-    if meta.get("format") != MODEL_FORMAT:
-        raise ModelFolderError(f"{meta_p}: unknown format {meta.get('format')!r} (expected {MODEL_FORMAT})")
-    for kind in ("cord", "tumor"):
-        f = folder / meta[kind]["file"]
-        if not f.is_file():
-            raise ModelFolderError(f"{f}: missing")
-        if sha256(f) != meta[kind]["sha256"]:
-            raise ModelFolderError(f"{f}: SHA-256 does not match model.json (modified or corrupted file)")
-    return meta

@@ -1,0 +1,187 @@
+"""Cascaded inference for one subject with ONNX models (no PyTorch): register the T1w onto the T2w,
+resample to the working grid, find the cord, crop around it, segment the tumor by sliding window,
+postprocess, and bring every result back onto the T2w's own grid.
+
+One :class:`Predictor` loads each model folder once (one onnxruntime session per model) and serves
+any number of subjects.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cc3d
+import nibabel as nib
+import numpy as np
+from scipy.ndimage import binary_fill_holes
+
+from ..preprocess.resample import canonical_grid, resample_image, to_native, zscore
+from ..training.data import CLASSES, cord_bbox, paper_to_array
+from .modelfolder import read_model_folder
+from .sliding import run_padded, sliding_window
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SegmentOptions:
+    cascade: bool = True
+    blend: str = "uniform"  # uniform (paper) | gaussian
+    tta: bool = False
+    register: bool = True
+    threshold: float | None = None  # default: the model folder's
+    min_volume_mm3: dict = field(default_factory=dict)  # overrides per class
+    fill_holes: bool | None = None
+
+
+@dataclass
+class Segmentation:
+    masks: dict[str, np.ndarray]  # on the native T2w grid: tumor, edema, cavity, wholetumor, cord
+    affine: np.ndarray
+    provenance: dict
+
+
+def remove_small(mask: np.ndarray, min_mm3: float, voxel_mm3: float) -> np.ndarray:
+    """Drop 26-connected objects smaller than ``min_mm3`` (measured in mm3, not voxels)."""
+    if min_mm3 <= 0 or not mask.any():
+        return mask
+    labels = cc3d.connected_components(mask.astype(np.uint8), connectivity=26)
+    sizes = np.bincount(labels.ravel()) * voxel_mm3
+    keep = sizes >= min_mm3
+    keep[0] = False
+    return keep[labels]
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    if not mask.any():
+        return mask
+    labels = cc3d.connected_components(mask.astype(np.uint8), connectivity=26)
+    counts = np.bincount(labels.ravel())
+    counts[0] = 0
+    return labels == counts.argmax()
+
+
+class Predictor:
+    def __init__(self, folders, device: str = "cpu", threads: int = 2):
+        import onnxruntime as ort
+
+        self.folders = [Path(f) for f in (folders if isinstance(folders, (list, tuple)) else [folders])]
+        self.meta = [read_model_folder(f) for f in self.folders]
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        self.sessions = [{k: ort.InferenceSession(str(f / m[k]["file"]), opts, providers=providers)
+                          for k in ("cord", "tumor")} for f, m in zip(self.folders, self.meta)]
+        first = self.meta[0]
+        self.spacing = tuple(first["spacing_si_ap_rl_mm"])
+
+    def _net(self, i, kind):
+        sess = self.sessions[i][kind]
+        return lambda x: sess.run(None, {"input": x})[0]
+
+    def cord_probability(self, t2w: np.ndarray) -> np.ndarray:
+        """Mean cord probability of the ensemble, on the image's real extent (no padding to the
+        training patch: the network is fully convolutional)."""
+        probs = [run_padded(self._net(i, "cord"), t2w[None], m["cord"]["size_multiple"])[0]
+                 for i, m in enumerate(self.meta)]
+        return np.mean(probs, axis=0)
+
+    def tumor_probability(self, x: np.ndarray, blend: str, tta: bool) -> np.ndarray:
+        probs = []
+        for i, m in enumerate(self.meta):
+            t = m["tumor"]
+            probs.append(sliding_window(self._net(i, "tumor"), x, paper_to_array(t["patch_si_ap_rl"]),
+                                        paper_to_array(t["stride_si_ap_rl"]), len(t["classes"]),
+                                        t["size_multiple"], blend, tta))
+        return np.mean(probs, axis=0)
+
+    def segment(self, t2: nib.Nifti1Image, t1: nib.Nifti1Image, opts: SegmentOptions | None = None) -> Segmentation:
+        from ..preprocess.register import register
+        from ..preprocess.transforms import resample_to
+
+        o = opts or SegmentOptions()
+        times = {}
+        t0 = time.perf_counter()
+        reg = register(t2, t1) if o.register else None
+        m = reg.matrix if reg is not None else np.eye(4)
+        t1_on_t2 = resample_to(np.asarray(t1.dataobj), t1.affine, t2.shape, t2.affine, m)
+        times["register"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        shape, aff = canonical_grid(t2.shape, t2.affine, self.spacing)
+        w2 = zscore(resample_image(np.asarray(t2.dataobj), t2.affine, shape, aff))
+        w1 = zscore(resample_image(t1_on_t2, t2.affine, shape, aff))
+        times["resample"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        meta = self.meta[0]
+        thr = o.threshold if o.threshold is not None else meta["postprocess"]["threshold"]
+        cord = largest_component(self.cord_probability(w2) >= meta["cord"]["threshold"])
+        times["cord"] = time.perf_counter() - t0
+        fallback = False
+        box = None
+        if o.cascade:
+            box = cord_bbox(cord, tuple(meta["tumor"]["safety_factor_rl_ap_si"]))
+            if box is None:
+                fallback = True
+                log.warning("the cord model found no cord: segmenting the whole field of view")
+        if box is None:
+            box = tuple(slice(0, n) for n in shape)
+        t0 = time.perf_counter()
+        x = np.stack([w2, w1])[(slice(None),) + box]
+        prob = np.zeros((len(CLASSES), *shape), np.float32)
+        prob[(slice(None),) + box] = self.tumor_probability(x, o.blend, o.tta)
+        times["tumor"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        post = meta["postprocess"]
+        fill = post["fill_holes"] if o.fill_holes is None else o.fill_holes
+        min_vol = {**post["min_volume_mm3"], **o.min_volume_mm3}
+        voxel = float(np.prod(self.spacing))
+        binary = prob >= thr
+        # tumor, edema and cavity are exclusive in the labels: a voxel above threshold in several of
+        # them goes to the most probable one
+        three = prob[:3] * binary[:3]
+        winner = np.argmax(three, axis=0)
+        work = {}
+        for k, name in enumerate(CLASSES[:3]):
+            mk = binary[k] & (winner == k)
+            if fill:
+                mk = binary_fill_holes(mk)
+            work[name] = remove_small(mk, min_vol.get(name, 0.0), voxel)
+        whole = binary[3] | work["tumor"] | work["edema"] | work["cavity"]
+        if fill:
+            whole = binary_fill_holes(whole)
+        work["wholetumor"] = remove_small(whole, min_vol.get("wholetumor", 0.0), voxel)
+        work["cord"] = cord
+        native = {k: to_native(v.astype(np.uint8), aff, t2.shape[:3], t2.affine, "mask") for k, v in work.items()}
+        times["postprocess"] = time.perf_counter() - t0
+        prov = {"cascade": o.cascade, "cord_found": bool(cord.any()), "cord_fallback_whole_fov": fallback,
+                "crop": [[s.start, s.stop] for s in box], "working_shape": list(shape), "blend": o.blend,
+                "tta": o.tta, "threshold": thr, "fill_holes": fill, "min_volume_mm3": min_vol,
+                "models": [str(f) for f in self.folders], "model_sha256": [m["tumor"]["sha256"] for m in self.meta],
+                "registration": None if reg is None else {"method": reg.method, "flagged": reg.flagged,
+                                                           "transform_ras": reg.matrix.round(6).tolist()},
+                "seconds": {k: round(v, 3) for k, v in times.items()}}
+        return Segmentation(native, t2.affine, prov)
+
+
+def write_segmentation(seg: Segmentation, t2_path, out_dir) -> dict[str, Path]:
+    """``<T2w stem>_label-<class>_mask.nii.gz`` + JSON sidecar each (BIDS-derivatives names)."""
+    from .. import __version__
+    from ..bids import stem
+    from ..io import save_nifti, write_json
+
+    out_dir = Path(out_dir)
+    base = stem(t2_path)
+    paths = {}
+    for name, mask in seg.masks.items():
+        p = out_dir / f"{base}_label-{name}_mask.nii.gz"
+        save_nifti(mask.astype(np.uint8), seg.affine, p, dtype=np.uint8)
+        write_json({"Description": f"{name} mask predicted by imsct", "Sources": [str(t2_path)],
+                    "imsct_version": __version__, **seg.provenance}, p.with_name(p.name[:-7] + ".json"))
+        paths[name] = p
+    return paths

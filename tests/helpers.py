@@ -1,0 +1,16 @@
+"""Constants and helpers shared by several test modules."""
+
+# A training configuration small enough for the test suite (2 cores, seconds per epoch).
+TINY = {
+    "lr": 1e-3, "max_epochs": 6, "patience": 50, "min_delta": 0.001, "seed": 3, "threads": 2, "device": "cpu",
+    "max_epoch_seconds": None, "augment": {"rotation_deg": 5.0, "scale": 0.1, "translation": 0.03},
+    "cord": {"base_filters": 4, "depth": 3, "dropout": 0.3, "patch": [96, 64, 16], "batch_size": 2},
+    "tumor": {"base_filters": 4, "depth": 3, "dropout": 0.3, "patch": [48, 32, 16], "stride": [32, 16, 16],
+              "batch_size": 8, "safety_factor": [1.2, 1.2, 1.0], "crop_from": "prediction"},
+}
+
+
+def split_sets(preprocessed: dict) -> tuple[dict, dict]:
+    """First 6 subjects for training, the rest for validation."""
+    keys = sorted(preprocessed)
+    return {k: preprocessed[k] for k in keys[:6]}, {k: preprocessed[k] for k in keys[6:]}
