@@ -13,6 +13,7 @@ include: "workflow/rules/discover.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/export.smk"
+include: "workflow/rules/infer.smk"
 
 
 rule all:

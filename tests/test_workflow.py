@@ -46,6 +46,7 @@ def test_dry_run_default(tmp_path):
     assert counts["phantom_subject"] == 12 and counts["discover"] == 1 and counts["phantom_qc"] == 12
     assert counts["register"] == 12 and counts["resample"] == 12 and counts["registration_summary"] == 1
     assert counts["train_cord"] == counts["train_tumor"] == counts["export"] == 3
+    assert counts["infer"] == 2 * 3 * 3  # 3 splits x 3 test subjects x (cascade, single step)
 
 
 def test_dry_run_paper_scale(tmp_path):
@@ -148,6 +149,12 @@ def test_training_rules_run_end_to_end(tmp_path):
 
     meta = read_model_folder(res / "models/split-00/onnx")
     assert meta["split"] == "00" and meta["tumor"]["parity"]["max_abs_diff"] <= 1e-4
+    # predictions for the split's test subjects, on their native T2w grids
+    for pid in expected.loc[expected["set"] == "test", "participant_id"]:
+        t2 = nib.load(tmp_path / f"resources/synthetic/{pid}/anat/{pid}_T2w.nii.gz")
+        for mode in ("cascade", "single"):
+            pred = nib.load(res / f"predictions/split-00/{mode}/{pid}_label-wholetumor_mask.nii.gz")
+            assert pred.shape == t2.shape and np.array_equal(pred.affine, t2.affine)
 
 
 def test_workflow_on_an_existing_bids_dataset(small_cohort, tmp_path):

@@ -91,6 +91,9 @@ SPLIT_TABLES = dict(
 )
 
 
+PRED_CLASSES = ["tumor", "edema", "cavity", "wholetumor", "cord"]
+
+
 def split_members(split, which):
     """Subject keys (wildcard values) of one set of a split; sessions follow their participant."""
     pids = set(SPLIT_TABLES[split].query("set == @which")["participant_id"])
@@ -186,4 +189,10 @@ def get_final_outputs():
     outs += [f"{RESULTS}/splits/summary.tsv"]
     outs += expand(f"{RESULTS}/models/split-{{split}}/tumor/summary.json", split=SPLITS)
     outs += expand(f"{RESULTS}/models/split-{{split}}/onnx/model.json", split=SPLITS)
+    for split in SPLITS:
+        outs += expand(
+            f"{RESULTS}/predictions/split-{split}/{{mode}}/sub-{{subject}}_label-wholetumor_mask.nii.gz",
+            mode=["cascade", "single"],
+            subject=split_members(split, "test"),
+        )
     return outs

@@ -169,14 +169,15 @@ class Predictor:
         return Segmentation(native, t2.affine, prov)
 
 
-def write_segmentation(seg: Segmentation, t2_path, out_dir) -> dict[str, Path]:
-    """``<T2w stem>_label-<class>_mask.nii.gz`` + JSON sidecar each (BIDS-derivatives names)."""
+def write_segmentation(seg: Segmentation, t2_path, out_dir, base: str | None = None) -> dict[str, Path]:
+    """``<base>_label-<class>_mask.nii.gz`` + JSON sidecar each (BIDS-derivatives names; ``base``
+    defaults to the T2w file's stem)."""
     from .. import __version__
     from ..bids import stem
     from ..io import save_nifti, write_json
 
     out_dir = Path(out_dir)
-    base = stem(t2_path)
+    base = base or stem(t2_path)
     paths = {}
     for name, mask in seg.masks.items():
         p = out_dir / f"{base}_label-{name}_mask.nii.gz"

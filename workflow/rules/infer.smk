@@ -1,0 +1,27 @@
+# Each split's models on that split's test subjects, cascaded and single-step (paper section 3.3).
+# The T1w comes already registered from preprocessing, so inference does not register it again.
+
+
+rule infer:
+    input:
+        t2w=lambda wc: subject_inputs(wc.subject)["t2w"],
+        t1w=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_space-T2w_desc-registered_T1w.nii.gz",
+        model=f"{RESULTS}/models/split-{{split}}/onnx/model.json",
+    output:
+        masks=expand(
+            f"{RESULTS}/predictions/split-{{{{split}}}}/{{{{mode}}}}/sub-{{{{subject}}}}_label-{{cls}}_mask.nii.gz",
+            cls=PRED_CLASSES,
+        ),
+    log:
+        f"{LOGS}/infer/split-{{split}}_{{mode}}_sub-{{subject}}.log",
+    benchmark:
+        f"{BENCH}/infer/split-{{split}}_{{mode}}_sub-{{subject}}.tsv"
+    wildcard_constraints:
+        mode="cascade|single",
+    conda:
+        "../../environment.yml"
+    threads: 2
+    params:
+        cascade=lambda wc: wc.mode == "cascade",
+    script:
+        "../scripts/infer.py"
