@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
+from scipy.stats import norm
 
 from .anatomy import Anatomy
 from .lesions import Lesion, TumorAppearance
@@ -142,7 +143,13 @@ def render(
         cols = np.nonzero((zf >= lo) & (zf <= hi))[0]
         if cols.size:
             les_cols.append((les, slice(cols[0], cols[-1] + 1)))
-    enh_thr = float(np.quantile(np.random.default_rng(0).standard_normal(4096), 1 - enhancing_fraction)) if 0 < enhancing_fraction < 1 else (-99.0 if enhancing_fraction >= 1 else 99.0)
+    # the enhancing part is where a unit-variance texture exceeds the quantile leaving that fraction
+    if enhancing_fraction <= 0:
+        enh_thr = np.inf  # no enhancement at all (some astrocytomas)
+    elif enhancing_fraction >= 1:
+        enh_thr = -np.inf
+    else:
+        enh_thr = float(norm.ppf(1 - enhancing_fraction))
 
     # Everything that does not depend on x is computed once per grid (2-D over y, z); inside the
     # slice loop only the per-row (1-D over z) terms in dx change.
