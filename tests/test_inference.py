@@ -11,7 +11,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from imsct.inference.predictor import Predictor, SegmentOptions, remove_small, write_segmentation
+from imsct.inference.postprocess import remove_small
+from imsct.inference.predictor import Predictor, SegmentOptions, write_segmentation
 from imsct.io import load_image
 
 

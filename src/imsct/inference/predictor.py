@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cc3d
 import nibabel as nib
 import numpy as np
 from scipy.ndimage import binary_fill_holes
@@ -21,6 +20,7 @@ from scipy.ndimage import binary_fill_holes
 from ..preprocess.resample import canonical_grid, resample_image, to_native, zscore
 from ..training.data import CLASSES, cord_bbox, paper_to_array
 from .modelfolder import read_model_folder
+from .postprocess import largest_component, remove_small
 from .sliding import run_padded, sliding_window
 
 log = logging.getLogger(__name__)
@@ -42,26 +42,6 @@ class Segmentation:
     masks: dict[str, np.ndarray]  # on the native T2w grid: tumor, edema, cavity, wholetumor, cord
     affine: np.ndarray
     provenance: dict
-
-
-def remove_small(mask: np.ndarray, min_mm3: float, voxel_mm3: float) -> np.ndarray:
-    """Drop 26-connected objects smaller than ``min_mm3`` (measured in mm3, not voxels)."""
-    if min_mm3 <= 0 or not mask.any():
-        return mask
-    labels = cc3d.connected_components(mask.astype(np.uint8), connectivity=26)
-    sizes = np.bincount(labels.ravel()) * voxel_mm3
-    keep = sizes >= min_mm3
-    keep[0] = False
-    return keep[labels]
-
-
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    if not mask.any():
-        return mask
-    labels = cc3d.connected_components(mask.astype(np.uint8), connectivity=26)
-    counts = np.bincount(labels.ravel())
-    counts[0] = 0
-    return labels == counts.argmax()
 
 
 class Predictor:

@@ -8,12 +8,12 @@ import logging
 
 from pathlib import Path
 
-import cc3d
 import numpy as np
 import torch
 
 from .data import (CLASSES, cord_sample, center_crop_pad, load_case, paper_to_array, tumor_samples,
                    uncrop)
+from ..inference.postprocess import largest_component
 from ..io import write_json
 from .loop import TrainConfig, load_model, pick_device, train
 
@@ -34,22 +34,12 @@ def _config(kind: str, section: dict, common: dict) -> TrainConfig:
     )
 
 
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    """Keep the largest 26-connected component (connected-components-3d)."""
-    if not mask.any():
-        return mask.astype(np.uint8)
-    labels = cc3d.connected_components(mask.astype(np.uint8), connectivity=26)
-    counts = np.bincount(labels.ravel())
-    counts[0] = 0
-    return (labels == counts.argmax()).astype(np.uint8)
-
-
 def predict_cord(model, t2w: np.ndarray, patch, device) -> np.ndarray:
     """Binary cord mask (largest component) on the working grid, from the single centred patch."""
     x, starts = center_crop_pad(t2w[None].astype(np.float32), patch)
     with torch.no_grad():
         p = model(torch.from_numpy(x[None]).to(device)).float().cpu().numpy()[0, 0]
-    return largest_component(uncrop(p, starts, t2w.shape) >= 0.5)
+    return largest_component(uncrop(p, starts, t2w.shape) >= 0.5).astype(np.uint8)
 
 
 def train_cord_model(train_paths: dict, val_paths: dict, out_dir, cfg: dict) -> dict:
