@@ -73,3 +73,18 @@ sys.exit(main(["segment", "--t2", r"{sct_data / 't2/t2.nii.gz'}", "--t1", r"{sct
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "t2_label-wholetumor_mask.nii.gz").is_file()
+
+
+@pytest.mark.parametrize("blend", ["uniform", "gaussian"])
+def test_sliding_window_reassembles_exactly(blend):
+    """With a network that copies its input, overlapping windows (and mirror TTA) must give the input
+    back, including axes where the input is smaller than the patch (the patch shrinks there)."""
+    from imsct.inference.sliding import sliding_window
+
+    x = np.random.default_rng(0).random((2, 20, 37, 50), dtype=np.float32)
+    copy = lambda b: np.repeat(b[:, :1], 3, axis=1)  # noqa: E731
+    y = sliding_window(copy, x, (32, 64, 32), (16, 32, 16), 3, 4, blend, tta=True)
+    assert y.shape == (3, 20, 37, 50)
+    np.testing.assert_allclose(y[0], x[0], atol=1e-5)
+    with pytest.raises(ValueError, match="multiple"):
+        sliding_window(copy, x, (30, 64, 32), (16, 32, 16), 3, 4)
