@@ -50,6 +50,9 @@ def test_phantom_cascade_and_single_step(tiny_model_folder, small_cohort):
     assert single.provenance["crop"] == full
     if casc.provenance["cord_found"]:
         assert casc.provenance["crop"] != full  # the cascade crops around the cord
+        assert not casc.provenance["cord_fallback_whole_fov"]
+    else:  # no cord: the whole field of view, and the sidecar says so
+        assert casc.provenance["crop"] == full and casc.provenance["cord_fallback_whole_fov"]
     for seg in (casc, single):
         assert all(m.shape == t2.shape for m in seg.masks.values())
 

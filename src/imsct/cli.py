@@ -135,15 +135,9 @@ def cmd_train(args) -> int:
     if args.device:
         cfg["device"] = args.device
     split = pd.read_csv(args.split, sep="\t", dtype=str)
-    pre = Path(args.preprocessed)
+    from .preprocess.pipeline import working_grid_paths
 
-    def paths(pid):
-        key = pid[4:]
-        base = pre / f"sub-{key}" / f"sub-{key}_res-1x1x2"
-        return {"t2w": f"{base}_desc-preproc_T2w.nii.gz", "t1w": f"{base}_desc-preproc_T1w.nii.gz",
-                **{k: f"{base}_label-{k}_mask.nii.gz" for k in ("tumor", "edema", "cavity", "cord")}}
-
-    sets = {w: {pid[4:]: paths(pid) for pid in split.loc[split["set"] == w, "participant_id"]} for w in ("train", "val")}
+    sets = {w: {pid[4:]: working_grid_paths(args.preprocessed, pid[4:]) for pid in split.loc[split["set"] == w, "participant_id"]} for w in ("train", "val")}
     if args.model == "cord":
         summary = train_cord_model(sets["train"], sets["val"], args.out, cfg)
     else:

@@ -88,7 +88,3 @@ def write_splits(splits: list[pd.DataFrame], out_dir) -> list[Path]:
             rows.append({"split": i, "set": s, "tumor_type": t, "n": int(n)})
     write_tsv(pd.DataFrame(rows), out_dir / "summary.tsv")
     return paths
-
-
-def members(split: pd.DataFrame, which: str, key: str = "participant_id") -> list[str]:
-    return split.loc[split["set"] == which, key].tolist()

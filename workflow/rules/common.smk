@@ -6,6 +6,7 @@ from snakemake.utils import validate
 
 from imsct.bids import Naming, discover_cached
 from imsct.phantom.cohort import participants_table, plan_cohort
+from imsct.preprocess.pipeline import working_grid_paths
 from imsct.splits import make_splits, split_table
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -101,15 +102,7 @@ def split_members(split, which):
 
 
 def preproc_paths(subject):
-    pre = f"{RESULTS}/preprocess/sub-{subject}/sub-{subject}_res-1x1x2"
-    return {
-        "t2w": f"{pre}_desc-preproc_T2w.nii.gz",
-        "t1w": f"{pre}_desc-preproc_T1w.nii.gz",
-        **{
-            k: f"{pre}_label-{k}_mask.nii.gz"
-            for k in ("tumor", "edema", "cavity", "cord")
-        },
-    }
+    return working_grid_paths(f"{RESULTS}/preprocess", subject)
 
 
 def get_training_subjects(wildcards):
@@ -180,12 +173,11 @@ def get_final_outputs():
         outs += expand(
             f"{RESULTS}/qc/phantom/sub-{{subject}}_phantom-qc.png", subject=SUBJECTS
         )
-    pre = f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}"
     outs += [f"{RESULTS}/qc/registration.tsv"]
     outs += expand(
         f"{RESULTS}/qc/registration/sub-{{subject}}_registration.png", subject=SUBJECTS
     )
-    outs += expand(f"{pre}_res-1x1x2_grid.json", subject=SUBJECTS)
+    outs += [preproc_paths(s)["grid"] for s in SUBJECTS]
     outs += [f"{RESULTS}/splits/summary.tsv"]
     outs += expand(f"{RESULTS}/models/split-{{split}}/tumor/summary.json", split=SPLITS)
     outs += expand(f"{RESULTS}/models/split-{{split}}/onnx/model.json", split=SPLITS)

@@ -44,13 +44,7 @@ rule resample:
     input:
         unpack(get_resample_inputs),
     output:
-        t2w=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_res-1x1x2_desc-preproc_T2w.nii.gz",
-        t1w=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_res-1x1x2_desc-preproc_T1w.nii.gz",
-        tumor=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_res-1x1x2_label-tumor_mask.nii.gz",
-        edema=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_res-1x1x2_label-edema_mask.nii.gz",
-        cavity=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_res-1x1x2_label-cavity_mask.nii.gz",
-        cord=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_res-1x1x2_label-cord_mask.nii.gz",
-        grid=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_res-1x1x2_grid.json",
+        **preproc_paths("{subject}"),
     log:
         f"{LOGS}/preprocess/sub-{{subject}}_resample.log",
     benchmark:

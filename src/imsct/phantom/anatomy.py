@@ -87,10 +87,6 @@ class Anatomy:
         """z of the mid-plane of the disc below vertebra index k (0 = C1)."""
         return 0.5 * (self.body_bottom[k] + self.body_top[k + 1])
 
-    def vertebra_z(self, name: str) -> float:
-        k = VERTEBRAE.index(name)
-        return 0.5 * (self.body_top[k] + self.body_bottom[k])
-
     def region_bounds(self) -> dict[str, tuple[float, float]]:
         """z ranges (top, bottom) of the cervical, thoracic and lumbar spine."""
         t = self.body_top
@@ -100,10 +96,6 @@ class Anatomy:
             "thoracic": (t[7], b[18]),
             "lumbar": (t[19], b[23]),
         }
-
-    def centerline_point(self, z: float) -> np.ndarray:
-        i = self.idx(z)
-        return np.array([self.cx[i], self.cy[i], z], dtype=float)
 
 
 def size_factor(age: float, sex: str) -> float:

@@ -16,6 +16,14 @@ from .resample import canonical_grid, resample_image, zscore
 MASK_KEYS = ("tumor", "edema", "cavity", "cord")
 
 
+def working_grid_paths(preprocess_dir, key: str) -> dict[str, str]:
+    """Names of one subject's working-grid files (images, masks, grid JSON) under ``preprocess_dir``;
+    the one place they are spelt, for the workflow rules, the training jobs and the CLI."""
+    base = f"{preprocess_dir}/sub-{key}/sub-{key}_res-1x1x2"
+    return {"t2w": f"{base}_desc-preproc_T2w.nii.gz", "t1w": f"{base}_desc-preproc_T1w.nii.gz",
+            **{k: f"{base}_label-{k}_mask.nii.gz" for k in MASK_KEYS}, "grid": f"{base}_grid.json"}
+
+
 def cord_mask_file(centerline: str, out: str, diameter_mm: float = 30.0, reference: str | None = None) -> Path:
     """Write the ``diameter_mm`` tube around a centerline (mask image, or CSV of voxel coordinates with
     ``reference`` giving the grid) on the centerline's grid."""

@@ -16,12 +16,3 @@ def soft_dice_per_class(pred: torch.Tensor, target: torch.Tensor, eps: float = 1
 def dice_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """1 - mean over classes of the soft Dice (one class: plain Dice loss)."""
     return 1 - soft_dice_per_class(pred.float(), target.float()).mean()
-
-
-def hard_dice(pred: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """Dice of the thresholded prediction per class, NaN where both are empty: (C,)."""
-    p = (pred >= threshold).float()
-    dims = (0, *range(2, pred.ndim))
-    inter = (p * target).sum(dims)
-    denom = p.sum(dims) + target.sum(dims)
-    return torch.where(denom > 0, 2 * inter / denom.clamp(min=1e-6), torch.full_like(denom, float("nan")))
