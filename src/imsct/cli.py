@@ -155,7 +155,7 @@ def cmd_segment(args) -> int:
     for item in args.min_volume or []:
         name, _, value = item.partition("=")
         min_vol[name] = float(value) * 1000.0  # cm3 -> mm3
-    opts = SegmentOptions(cascade=not args.no_cascade, blend=args.blend, tta=args.tta,
+    opts = SegmentOptions(cascade=not args.no_cascade, blend=args.blend, tta=args.tta, register=not args.no_register,
                           threshold=args.threshold, min_volume_mm3=min_vol)
     predictor = Predictor(args.model, device=args.device, threads=args.threads)
     seg = predictor.segment(t2, t1, opts)
@@ -163,6 +163,25 @@ def cmd_segment(args) -> int:
     secs = seg.provenance["seconds"]
     note = " (no cord found: whole field of view)" if seg.provenance["cord_fallback_whole_fov"] else ""
     print(f"wrote {len(paths)} masks to {args.out} in {sum(secs.values()):.1f} s{note}")
+    return 0
+
+
+def cmd_metrics(args) -> int:
+    import json
+
+    from .evaluation.metrics import compare_files
+
+    m = compare_files(args.gt, args.pred, args.overlap_mm3)
+    if args.json:
+        print(json.dumps(m))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("metric", "value", title=f"{args.pred} vs {args.gt}")
+    for k, v in m.items():
+        table.add_row(k, "n/a" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v)))
+    Console().print(table)
     return 0
 
 
@@ -247,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model", required=True, nargs="+", help="model folder(s); several are averaged")
     g.add_argument("--out", required=True, help="output folder")
     g.add_argument("--no-cascade", action="store_true", help="tumor model on the whole image (single step)")
+    g.add_argument("--no-register", action="store_true",
+                   help="the T1w is already aligned with the T2w (e.g. registered earlier): skip registration")
     g.add_argument("--blend", choices=("uniform", "gaussian"), default="uniform")
     g.add_argument("--tta", action="store_true", help="mirror test-time augmentation")
     g.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -254,6 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--threshold", type=float)
     g.add_argument("--min-volume", nargs="*", metavar="CLASS=CM3", help="e.g. tumor=0.2 edema=0.5")
     g.set_defaults(func=cmd_segment)
+
+    m = sub.add_parser("metrics", help="compare a predicted mask with a ground truth (the paper's metrics)")
+    m.add_argument("gt", help="ground-truth mask (nonzero = foreground)")
+    m.add_argument("pred", help="predicted mask on the same grid")
+    m.add_argument("--overlap-mm3", type=float, default=6.0, help="overlap for a lesion to count as detected")
+    m.add_argument("--json", action="store_true", help="print one JSON object")
+    m.set_defaults(func=cmd_metrics)
     return p
 
 

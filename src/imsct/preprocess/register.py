@@ -36,10 +36,12 @@ class RegistrationParams:
     bins: int = 32
     sampling: float = 0.25  # fraction of fixed voxels sampled by the metric...
     max_samples: int = 40000  # ...but no more than this many (keeps large images fast)
-    rigid_iterations: tuple[int, ...] = (300, 150, 50)
+    # Iterations: measured on the real pair and 4 full-size phantoms, (100, 50, 20) + (30, 15) give the
+    # same cord Dice (0.924) and disc errors (0.17-0.44 mm) as 3x more, in 2.0 s instead of 2.8 s.
+    rigid_iterations: tuple[int, ...] = (100, 50, 20)
     rigid_shrink: tuple[int, ...] = (4, 2, 1)
     rigid_smooth_mm: tuple[float, ...] = (2, 1, 0)
-    affine_iterations: tuple[int, ...] = (100, 50)
+    affine_iterations: tuple[int, ...] = (30, 15)
     affine_shrink: tuple[int, ...] = (2, 1)
     affine_smooth_mm: tuple[float, ...] = (1, 0)
     threads: int = 1

@@ -1,0 +1,1 @@
+"""Evaluation: the paper's segmentation and detection metrics, aggregation over splits, report."""
