@@ -136,3 +136,25 @@ def test_grid_mismatch_names_both_files(tmp_path, capsys):
     assert main(["metrics", str(gp), str(pp), "--json"]) != 0
     err = capsys.readouterr().err
     assert "gt.nii.gz" in err and "pred.nii.gz" in err and "grid" in err
+
+
+def test_table4_means_per_split_then_across_splits():
+    """Split A has two subjects (Dice 1.0 and 0.0), split B one (Dice 0.8): the per-split means are
+    0.5 and 0.8, so Table 4 says 65.0 ± 21.2, not the pooled 60.0."""
+    import pandas as pd
+
+    from imsct.evaluation.aggregate import across_splits, table4
+
+    rows = []
+    for split, subject, dice in (("00", "a", 1.0), ("00", "b", 0.0), ("01", "c", 0.8)):
+        for cls in ("tumor", "edema", "cavity", "wholetumor"):
+            rows.append({"split": split, "subject": subject, "mode": "cascade", "class": cls, "tumor_type": "x",
+                         "dice": dice if cls != "cavity" else None, "precision": 1.0, "recall": 1.0,
+                         "detection_tpr": 1.0, "detection_fdr": 0.0, "rel_volume_diff": 0.0, "abs_volume_diff": 0.0})
+    df = pd.DataFrame(rows)
+    a = across_splits(df, ["class"])
+    assert a.loc[("tumor", "dice"), "mean"] == pytest.approx(0.65)
+    assert a.loc[("tumor", "dice"), "n_splits"] == 2
+    t = table4(df)
+    assert t.loc["Dice", "tumor"] == "65.0 ± 21.2"
+    assert t.loc["Dice", "cavity"] == "n/a"  # undefined everywhere: not 0

@@ -155,6 +155,29 @@ def test_training_rules_run_end_to_end(tmp_path):
         for mode in ("cascade", "single"):
             pred = nib.load(res / f"predictions/split-00/{mode}/{pid}_label-wholetumor_mask.nii.gz")
             assert pred.shape == t2.shape and np.array_equal(pred.affine, t2.affine)
+    # evaluation: one row per test subject x mode x class, and the tables built from them
+    from imsct.evaluation.evaluate import CLASSES
+    from imsct.evaluation.metrics import METRIC_KEYS
+
+    n_test = int((expected["set"] == "test").sum())
+    metrics = pd.read_csv(res / "evaluation/metrics.tsv", sep="\t")
+    assert len(metrics) == n_test * 2 * len(CLASSES) and set(METRIC_KEYS) <= set(metrics.columns)
+    table4 = pd.read_csv(res / "evaluation/table4.tsv", sep="\t", index_col=0)
+    assert list(table4.columns) == list(CLASSES) and "Dice" in table4.index
+    assert "Table 4" in (res / "evaluation/summary.md").read_text()
+    # the report: every section, every figure embedded
+    from imsct.evaluation.report import SECTIONS
+
+    html = (res / "report/index.html").read_text()
+    for section in SECTIONS:
+        assert f">{section}</h2>" in html, section
+    n_examples = html.count("Fig3-panel")
+    assert html.count("data:image/png;base64,") == 3 + n_examples and n_examples >= 1
+    assert "src=\"http" not in html  # self-contained
+    r = snakemake("--cores", "1", *overlay(tmp_path, TINY_TRAINING), "--config", *tmp_config(tmp_path),
+                  "--report", str(tmp_path / "report.zip"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "report.zip").stat().st_size > 10000
 
 
 def test_workflow_on_an_existing_bids_dataset(small_cohort, tmp_path):

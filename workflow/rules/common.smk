@@ -167,6 +167,71 @@ def get_discover_inputs(wildcards):
     return files
 
 
+def get_evaluate_subjects(wildcards):
+    """What evaluating one split needs per test subject: ground truth on the T2w grid, the 30 mm
+    cord mask, the working-grid labels (for the cascade crop) and the tumor type."""
+    table = SPLIT_TABLES[wildcards.split].set_index("participant_id")
+    out = {}
+    for key in split_members(wildcards.split, "test"):
+        files = subject_inputs(key)
+        work = preproc_paths(key)
+        out[key] = {
+            "gt": {c: files[c] for c in ("tumor", "edema", "cavity")},
+            "cord_gt": f"{RESULTS}/preprocess/sub-{key}/sub-{key}_label-cord_mask.nii.gz",
+            "working_labels": {c: work[c] for c in ("tumor", "edema", "cavity")},
+            "tumor_type": str(table.loc[f"sub-{key.split('_ses-')[0]}", "tumor_type"]),
+        }
+    return out
+
+
+def get_evaluate_inputs(wildcards):
+    files = {}
+    for key, s in get_evaluate_subjects(wildcards).items():
+        files[f"{key}_gt"] = list(s["gt"].values())
+        files[f"{key}_cord"] = s["cord_gt"]
+        files[f"{key}_work"] = list(s["working_labels"].values())
+        files[f"{key}_pred"] = expand(
+            f"{RESULTS}/predictions/split-{wildcards.split}/{{mode}}/sub-{key}_label-{{cls}}_mask.nii.gz",
+            mode=["cascade", "single"],
+            cls=PRED_CLASSES,
+        )
+    return files
+
+
+def get_report_subjects(wildcards=None):
+    """Images and labels of every subject tested in some split (for the example panels)."""
+    keys = sorted({k for split in SPLITS for k in split_members(split, "test")})
+    out = {}
+    for key in keys:
+        files = subject_inputs(key)
+        out[key] = {
+            "t2w": files["t2w"],
+            "t1w": f"{RESULTS}/preprocess/sub-{key}/sub-{key}_space-T2w_desc-registered_T1w.nii.gz",
+            "gt": {c: files[c] for c in ("tumor", "edema", "cavity")},
+        }
+    return out
+
+
+def get_report_inputs(wildcards):
+    ev = f"{RESULTS}/evaluation"
+    return {
+        "cohort": f"{RESULTS}/cohort/cohort.tsv",
+        "grids": [preproc_paths(s)["grid"] for s in SUBJECTS],
+        "registration": f"{RESULTS}/qc/registration.tsv",
+        "logs": expand(
+            f"{RESULTS}/models/split-{{split}}/{{m}}/log.tsv",
+            split=SPLITS,
+            m=["cord", "tumor"],
+        ),
+        "metrics": f"{ev}/metrics.tsv",
+        "table4": f"{ev}/table4.tsv",
+        "per_type": f"{ev}/per_type.tsv",
+        "cascade": f"{ev}/cascade_vs_single.tsv",
+        "summary": f"{ev}/summary.json",
+        "t1w": [s["t1w"] for s in get_report_subjects().values()],
+    }
+
+
 def get_final_outputs():
     outs = [f"{RESULTS}/cohort/cohort.tsv", f"{RESULTS}/cohort/excluded.tsv"]
     if SYNTHETIC and config["synthetic"]["qc"]:
@@ -187,4 +252,5 @@ def get_final_outputs():
             mode=["cascade", "single"],
             subject=split_members(split, "test"),
         )
+    outs += [f"{RESULTS}/evaluation/summary.md", f"{RESULTS}/report/index.html"]
     return outs

@@ -61,10 +61,14 @@ def resample_subject(t2w: str, t1w_on_t2w: str, masks: dict[str, str], out: dict
     for key, img in (("t2w", t2), ("t1w", t1)):
         data = resample_image(np.asarray(img.dataobj), img.affine, shape, aff, "image")
         save_nifti(zscore(data), aff, out[key], dtype=np.float32)
+    volumes = {}
+    voxel_mm3 = float(abs(np.linalg.det(t2.affine[:3, :3])))
     for key, path in masks.items():
         data = check_mask(load_image(path), t2, path, t2w)
+        volumes[key] = float(np.count_nonzero(data) * voxel_mm3)
         save_nifti(resample_image(data, t2.affine, shape, aff, "mask"), aff, out[key], dtype=np.uint8)
-    grid = {"native_shape": list(t2.shape[:3]), "native_affine": np.asarray(t2.affine).tolist(),
+    grid = {"label_volumes_mm3": volumes,  # on the native T2w grid, for the cohort tables of the report
+            "native_shape": list(t2.shape[:3]), "native_affine": np.asarray(t2.affine).tolist(),
             "working_shape": list(shape), "working_affine": aff.tolist(),
             "spacing_si_ap_rl_mm": list(spacing_si_ap_rl), "orientation": "RAS", "source": str(t2w)}
     write_json(grid, out["grid"])

@@ -1,0 +1,88 @@
+"""Per-subject evaluation of the workflow's predictions (on the T2w's own grid): the paper's metrics
+for tumor, edema, cavity and the whole tumor, cord localisation Dice, whether the cascade crop held
+every ground-truth structure, and the inference times from the prediction sidecars."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..io import load_image, same_grid
+from .metrics import DEFAULT_OVERLAP_MM3, compare, voxel_volume_mm3
+
+CLASSES = ("tumor", "edema", "cavity", "wholetumor")
+STRUCTURES = ("tumor", "edema", "cavity")
+
+
+def _mask(path, ref=None) -> np.ndarray:
+    img = load_image(path)
+    if ref is not None and not same_grid(img, ref):
+        raise ValueError(f"{path} is not on the grid of {ref.get_filename()} (shape {img.shape} vs {ref.shape})")
+    return np.asanyarray(img.dataobj) > 0
+
+
+def prediction_paths(pred_dir, base: str) -> dict[str, Path]:
+    return {c: Path(pred_dir) / f"{base}_label-{c}_mask.nii.gz" for c in (*CLASSES, "cord")}
+
+
+def crop_contains(crop: list[list[int]], working_labels: dict[str, str]) -> dict:
+    """Share of each ground-truth structure (on the working grid) inside the cascade crop."""
+    out = {}
+    for name, path in working_labels.items():
+        m = _mask(path)
+        inside = np.zeros_like(m)
+        inside[tuple(slice(a, b) for a, b in crop)] = True
+        n = int(m.sum())
+        out[name] = 1.0 if n == 0 else float((m & inside).sum() / n)
+    return out
+
+
+def evaluate_subject(gt: dict[str, str], pred_dir, base: str, cord_gt: str | None = None,
+                     working_labels: dict[str, str] | None = None,
+                     overlap_mm3: float = DEFAULT_OVERLAP_MM3) -> tuple[pd.DataFrame, dict]:
+    """Metrics of one subject's predictions in ``pred_dir`` (named ``<base>_label-<class>_mask``).
+
+    ``gt`` maps tumor, edema and cavity to ground-truth masks on the T2w grid (the whole tumor is
+    their union); ``cord_gt`` is the 30 mm cord mask on the same grid; ``working_labels`` the same
+    structures on the working grid, where the cascade crop recorded in the sidecar lives. Returns one
+    row per class and a dict of subject-level values (cord Dice, crop inclusion, seconds)."""
+    preds = prediction_paths(pred_dir, base)
+    ref = load_image(preds["wholetumor"])
+    voxel = voxel_volume_mm3(ref.affine)
+    g = {k: _mask(gt[k], ref) for k in STRUCTURES}
+    g["wholetumor"] = g["tumor"] | g["edema"] | g["cavity"]
+    rows = []
+    for c in CLASSES:
+        rows.append({"class": c, **compare(g[c], _mask(preds[c], ref), voxel, overlap_mm3)})
+    side = json.loads(preds["wholetumor"].with_suffix("").with_suffix(".json").read_text())
+    info = {"cascade": bool(side["cascade"]), "cord_found": bool(side["cord_found"]),
+            "cord_fallback": bool(side["cord_fallback_whole_fov"]),
+            "seconds": float(sum(v for k, v in side["seconds"].items() if k != "register")),
+            "cord_dice": None, "crop_contains_all": None}
+    if cord_gt is not None:
+        info["cord_dice"] = compare(_mask(cord_gt, ref), _mask(preds["cord"], ref), voxel)["dice"]
+    if working_labels is not None and side["cascade"]:
+        shares = crop_contains(side["crop"], working_labels)
+        info.update({f"crop_share_{k}": v for k, v in shares.items()})
+        info["crop_contains_all"] = all(v >= 1.0 for v in shares.values())
+    return pd.DataFrame(rows), info
+
+
+def evaluate_split(split: str, subjects: dict[str, dict], pred_root, overlap_mm3: float = DEFAULT_OVERLAP_MM3,
+                   modes=("cascade", "single")) -> pd.DataFrame:
+    """Long table (one row per subject x mode x class) for one split; ``subjects`` maps a subject key
+    to {gt: {...}, cord_gt, working_labels, tumor_type}."""
+    frames = []
+    for key, s in subjects.items():
+        for mode in modes:
+            rows, info = evaluate_subject(s["gt"], Path(pred_root) / mode, f"sub-{key}", s.get("cord_gt"),
+                                          s.get("working_labels"), overlap_mm3)
+            info.pop("cascade")
+            frames.append(rows.assign(split=split, subject=key, mode=mode, tumor_type=s.get("tumor_type", "n/a"),
+                                      **info))
+    cols = ["split", "subject", "tumor_type", "mode", "class"]
+    df = pd.concat(frames, ignore_index=True)
+    return df[cols + [c for c in df.columns if c not in cols]]

@@ -1,0 +1,279 @@
+"""The run's HTML report (``results/report/index.html``): self-contained (figures embedded as PNG),
+readable by a radiologist: sagittal views with superior up and anterior left, one colour per class
+throughout, mm scales.
+
+Sections: cohort (Tables 1-2 analogues), registration QC, training curves, Table 4, per tumor type,
+Dice box plots, volume agreement (Bland-Altman), cascade vs single step, and Fig. 3-style panels of
+the best, median and worst test case of each class.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from ..io import atomic_path, load_image  # noqa: E402
+from .evaluate import CLASSES, STRUCTURES  # noqa: E402
+
+COLOURS = {"tumor": "#e41a1c", "edema": "#ffb000", "cavity": "#1e90ff", "wholetumor": "#9b59b6"}
+TITLES = {"tumor": "Tumor core", "edema": "Edema", "cavity": "Cavity", "wholetumor": "Whole tumor"}
+SECTIONS = ("Cohort", "Registration QC", "Training", "Table 4", "Per tumor type", "Dice per class",
+            "Volume agreement", "Cascade vs single step", "Examples")
+
+
+@dataclass
+class ReportInputs:
+    participants: str  # participants.tsv (or the cohort table) with participant_id, tumor_type, ...
+    grids: list[str]  # preprocessing grid JSONs (label volumes)
+    registration: str  # registration summary TSV
+    training_logs: dict[str, dict[str, str]]  # split -> {cord, tumor} -> log.tsv
+    evaluation: dict[str, str]  # metrics, table4, per_type, cascade, summary
+    subjects: dict[str, dict] = field(default_factory=dict)  # key -> {t2w, t1w, gt: {...}}
+    predictions: str = "results/predictions"  # <root>/split-XX/<mode>/sub-<key>_label-<cls>_mask.nii.gz
+
+
+def _png(fig, dpi: int = 90) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _img(b64: str, alt: str, kind: str = "figure") -> str:
+    return f'<figure class="{kind}"><img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}"/><figcaption>{html.escape(alt)}</figcaption></figure>'
+
+
+def _table(df: pd.DataFrame, index: bool = True) -> str:
+    return df.to_html(index=index, classes="t", border=0, na_rep="n/a", float_format=lambda v: f"{v:.3g}")
+
+
+def _mean_sd(s: pd.Series) -> str:
+    s = pd.to_numeric(s, errors="coerce").dropna()
+    return "n/a" if s.empty else f"{s.mean():.1f} ± {s.std():.1f}" if len(s) > 1 else f"{s.mean():.1f}"
+
+
+def cohort_section(participants: pd.DataFrame, grids: list[str]) -> str:
+    p = participants.copy()
+    p["tumor_type"] = p.get("tumor_type", pd.Series("n/a", index=p.index)).fillna("n/a")
+    rows = {}
+    for t, g in p.groupby("tumor_type"):
+        r = {"subjects": len(g)}
+        if "age" in g:
+            r["age (years)"] = _mean_sd(g["age"])
+        if "sex" in g:
+            r["sex F/M"] = f"{(g['sex'] == 'F').sum()}/{(g['sex'] == 'M').sum()}"
+        if "tumor_region" in g:
+            r["region"] = ", ".join(f"{k} {v}" for k, v in g["tumor_region"].value_counts().items())
+        rows[t] = r
+    demo = pd.DataFrame(rows).T
+    vols = []
+    for gpath in grids:
+        g = json.loads(Path(gpath).read_text())
+        if "label_volumes_mm3" in g:
+            key = Path(gpath).name.split("_")[0]
+            vols.append({"participant_id": key, **{k: v / 1000 for k, v in g["label_volumes_mm3"].items()
+                                                   if k in STRUCTURES}})
+    out = "<h3>Subjects per tumor type (Table 1 analogue)</h3>" + _table(demo)
+    if vols:
+        v = pd.DataFrame(vols).merge(p[["participant_id", "tumor_type"]], on="participant_id", how="left")
+        stats = v.groupby("tumor_type")[list(STRUCTURES)].agg(
+            lambda s: f"{s.median():.2f} [{s.quantile(.25):.2f}-{s.quantile(.75):.2f}]; {int((s > 0).sum())} with")
+        out += ("<h3>Label volumes, cm³: median [IQR]; subjects with the structure (Table 2 analogue)</h3>"
+                + _table(stats.rename(columns=TITLES)))
+    return out
+
+
+def registration_section(reg: pd.DataFrame) -> str:
+    counts = reg["method"].value_counts().rename("subjects").to_frame()
+    flagged = reg[reg["flagged"].astype(str).str.lower() == "true"]
+    s = reg[["score_scanner", "score_affine"]].apply(pd.to_numeric, errors="coerce")
+    text = (f"<p>{len(reg)} subjects registered; {len(flagged)} flagged (fallback used). Normalised mutual "
+            f"information, median: {s['score_scanner'].median():.4f} with the scanner alignment, "
+            f"{s['score_affine'].median():.4f} after registration.</p>")
+    out = text + _table(counts)
+    if len(flagged):
+        cols = [c for c in ("subject", "method", "gate_reasons", "disc_error_mm") if c in flagged]
+        out += "<h3>Flagged subjects</h3>" + _table(flagged[cols], index=False)
+    return out
+
+
+def training_section(logs: dict[str, dict[str, str]]) -> str:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, kind in zip(axes, ("cord", "tumor")):
+        for k, (split, paths) in enumerate(sorted(logs.items())):
+            if kind not in paths or not Path(paths[kind]).is_file():
+                continue
+            h = pd.read_csv(paths[kind], sep="\t")
+            c = plt.cm.tab10(k % 10)
+            ax.plot(h["epoch"], h["train_loss"], color=c, lw=1, ls="--")
+            ax.plot(h["epoch"], h["val_loss"], color=c, lw=1.5, label=f"split {split}")
+        ax.set(title=f"{kind} model (dashed: training, solid: validation)", xlabel="epoch", ylabel="loss")
+        ax.legend(fontsize=7, ncol=2)
+    return _img(_png(fig), "Training and validation loss per split")
+
+
+def dice_boxplot(df: pd.DataFrame):
+    d = df[df["mode"] == "cascade"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    data = [pd.to_numeric(d.loc[d["class"] == c, "dice"], errors="coerce").dropna() for c in CLASSES]
+    bp = ax.boxplot(data, patch_artist=True, widths=0.5, showfliers=False)
+    ax.set_xticks(range(1, len(CLASSES) + 1), [TITLES[c] for c in CLASSES])
+    for patch, c in zip(bp["boxes"], CLASSES):
+        patch.set(facecolor=COLOURS[c], alpha=0.45)
+    rng = np.random.default_rng(0)
+    for i, (vals, c) in enumerate(zip(data, CLASSES), start=1):
+        ax.scatter(i + rng.uniform(-0.15, 0.15, len(vals)), vals, s=10, color=COLOURS[c], edgecolor="k", lw=0.3)
+    ax.set(ylabel="Dice", ylim=(-0.02, 1.02), title="Dice per class: every test case of every split (cascade)")
+    return fig
+
+
+def bland_altman(df: pd.DataFrame):
+    d = df[df["mode"] == "cascade"]
+    fig, axes = plt.subplots(1, len(CLASSES), figsize=(4 * len(CLASSES), 3.6))
+    for ax, c in zip(axes, CLASSES):
+        s = d[d["class"] == c]
+        g, p = s["volume_gt_mm3"].astype(float) / 1000, s["volume_pred_mm3"].astype(float) / 1000
+        mean, diff = (g + p) / 2, p - g
+        ax.scatter(mean, diff, s=12, color=COLOURS[c], edgecolor="k", lw=0.3)
+        if len(diff):
+            m, sd = diff.mean(), diff.std() if len(diff) > 1 else 0.0
+            for y, ls in ((m, "-"), (m + 1.96 * sd, "--"), (m - 1.96 * sd, "--")):
+                ax.axhline(y, color="k", ls=ls, lw=0.8)
+            ax.text(0.02, 0.95, f"bias {m:+.2f} cm³\nLoA ±{1.96 * sd:.2f}", transform=ax.transAxes, va="top", fontsize=7)
+        ax.set(title=TITLES[c], xlabel="mean volume (cm³)", ylabel="prediction − truth (cm³)")
+    fig.suptitle("Volume agreement (Bland-Altman; lines: bias and 95% limits of agreement)", fontsize=10)
+    return fig
+
+
+def _sagittal(img: nib.Nifti1Image):
+    """Canonical (RAS) array and the (row mm, col mm) pixel size of its sagittal slices."""
+    c = nib.as_closest_canonical(img)
+    z = c.header.get_zooms()[:3]
+    return np.asanyarray(c.dataobj), (z[2], z[1])
+
+
+def _slice(a: np.ndarray, x: int) -> np.ndarray:
+    return a[x].T[::-1, ::-1]  # rows superior -> inferior, columns anterior -> posterior
+
+
+def _norm(a):
+    lo, hi = np.percentile(a, [1, 99.5])
+    return np.clip((a - lo) / (hi - lo + 1e-6), 0, 1)
+
+
+def example_panel(case: dict, pred_dir: Path, title: str):
+    """One row: T2w, T1w, ground truth, prediction, in the sagittal slice with the most ground truth."""
+    t2 = load_image(case["t2w"])
+    a2, asp = _sagittal(t2)
+    a1, _ = _sagittal(nib.Nifti1Image(np.asanyarray(load_image(case["t1w"]).dataobj), t2.affine))
+    gt = {c: _sagittal(nib.Nifti1Image(np.asanyarray(load_image(case["gt"][c]).dataobj) > 0, t2.affine))[0]
+          for c in STRUCTURES}
+    pr = {c: _sagittal(nib.Nifti1Image(np.asanyarray(nib.load(pred_dir / f"sub-{case['key']}_label-{c}_mask.nii.gz").dataobj) > 0,
+                                      t2.affine))[0] for c in STRUCTURES}
+    anyg = gt["tumor"] | gt["edema"] | gt["cavity"]
+    x = int(np.argmax(anyg.sum(axis=(1, 2)))) if anyg.any() else a2.shape[0] // 2
+    ext = (0, a2.shape[1] * asp[1], 0, a2.shape[2] * asp[0])
+    fig, axes = plt.subplots(1, 4, figsize=(10, 4.2))
+    for ax, (name, base, overlay) in zip(axes, (("T2w", a2, None), ("T1w (Gd)", a1, None),
+                                                ("ground truth", a2, gt), ("prediction", a2, pr))):
+        ax.imshow(_norm(_slice(base, x)), cmap="gray", extent=ext, interpolation="nearest")
+        if overlay:
+            for c in STRUCTURES:
+                m = _slice(overlay[c], x)
+                rgba = np.zeros((*m.shape, 4))
+                rgba[m] = matplotlib.colors.to_rgba(COLOURS[c], 0.55)
+                ax.imshow(rgba, extent=ext, interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        # 20 mm scale bar, bottom left
+        ax.plot([5, 25], [5, 5], color="w", lw=2)
+        ax.text(15, 7, "20 mm", color="w", ha="center", va="bottom", fontsize=7)
+    axes[-1].legend(handles=[Patch(color=COLOURS[c], label=TITLES[c]) for c in STRUCTURES], fontsize=7,
+                    loc="upper right", framealpha=0.7)
+    fig.suptitle(title + "  (sagittal; superior up, anterior left)", fontsize=10)
+    return fig
+
+
+def examples_section(df: pd.DataFrame, subjects: dict[str, dict], pred_root) -> str:
+    d = df[(df["mode"] == "cascade")].copy()
+    d["dice"] = pd.to_numeric(d["dice"], errors="coerce")
+    out = []
+    for c in CLASSES:
+        s = d[(d["class"] == c)].dropna(subset=["dice"]).sort_values("dice")
+        if s.empty:
+            continue
+        picks = {"worst": s.iloc[0], "median": s.iloc[len(s) // 2], "best": s.iloc[-1]}
+        out.append(f"<h3>{TITLES[c]}</h3>")
+        for label, r in picks.items():
+            key = str(r["subject"])
+            if key not in subjects:
+                continue
+            case = {"key": key, **subjects[key]}
+            pred_dir = Path(pred_root) / f"split-{r['split']}" / "cascade"
+            title = f"{TITLES[c]}, {label}: sub-{key}, split {r['split']}, {r['tumor_type']}, Dice {r['dice']:.2f}"
+            out.append(_img(_png(example_panel(case, pred_dir, title), dpi=80), title, "Fig3-panel"))
+    return "".join(out)
+
+
+CSS = """body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
+table.t{border-collapse:collapse;font-size:.85em;margin:.5em 0}table.t td,table.t th{border:1px solid #ddd;padding:3px 8px;text-align:right}
+table.t th{background:#f4f4f4}figure{margin:1em 0}figure img{max-width:100%}figcaption{font-size:.8em;color:#555}
+nav a{margin-right:1em}"""
+
+
+def build_report(inp: ReportInputs, out_html, figures_dir=None) -> Path:
+    """Write the report; with ``figures_dir``, also the main figures as PNG files (for
+    ``snakemake --report``)."""
+    from .. import __version__
+
+    ev = inp.evaluation
+    df = pd.read_csv(ev["metrics"], sep="\t", dtype={"split": str, "subject": str})
+    summary = json.loads(Path(ev["summary"]).read_text())
+    pngs = {"dice_boxplot": _png(dice_boxplot(df)), "volume_bland_altman": _png(bland_altman(df))}
+    if figures_dir is not None:
+        for name, b64 in pngs.items():
+            with atomic_path(Path(figures_dir) / f"{name}.png") as tmp:
+                tmp.write_bytes(base64.b64decode(b64))
+    inc = summary.get("crop_inclusion_rate")
+    cd = summary.get("cord_dice_mean")
+    sections = {
+        "Cohort": cohort_section(pd.read_csv(inp.participants, sep="\t", dtype=str), inp.grids),
+        "Registration QC": registration_section(pd.read_csv(inp.registration, sep="\t")),
+        "Training": training_section(inp.training_logs),
+        "Table 4": ("<p>Cascaded model, test cases; mean over each split's test subjects, then mean ± std across "
+                    f"{summary['splits']} split(s), in percent (paper Table 4).</p>"
+                    + _table(pd.read_csv(ev["table4"], sep="\t", index_col=0))),
+        "Per tumor type": "<p>Dice (%), cascaded model.</p>" + _table(pd.read_csv(ev["per_type"], sep="\t", index_col=0)),
+        "Dice per class": _img(pngs["dice_boxplot"], "Dice per class across test cases and splits"),
+        "Volume agreement": _img(pngs["volume_bland_altman"], "Predicted vs ground-truth volume"),
+        "Cascade vs single step": (
+            _table(pd.read_csv(ev["cascade"], sep="\t", index_col=0))
+            + f"<p>The cascade crop held every ground-truth structure in {'n/a' if inc is None else f'{100 * inc:.1f}%'} "
+              f"of {summary['test_cases']} test cases (paper: 99.4%); cord localisation Dice against the 30 mm mask "
+              f"{'n/a' if cd is None else f'{cd:.3f}'}; cord not found in {summary['cord_not_found']} case(s).</p>"),
+        "Examples": examples_section(df, inp.subjects, inp.predictions),
+    }
+    nav = "".join(f'<a href="#s{i}">{html.escape(k)}</a>' for i, k in enumerate(sections))
+    body = "".join(f'<h2 id="s{i}">{html.escape(k)}</h2>{v}' for i, (k, v) in enumerate(sections.items()))
+    doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>imsct report</title><style>{CSS}</style></head>"
+           f"<body><h1>imsct: intramedullary spinal cord tumor segmentation</h1><p>imsct {__version__}; "
+           f"{df['subject'].nunique()} test subjects over {summary['splits']} split(s).</p><nav>{nav}</nav>{body}</body></html>")
+    out = Path(out_html)
+    with atomic_path(out) as tmp:
+        Path(tmp).write_text(doc, encoding="utf-8")
+    return out

@@ -1,0 +1,37 @@
+# Evaluation (paper section 2.6): per split, the test subjects' predictions against the ground
+# truth; then Table 4 over all splits, per tumor type, cascade vs single step.
+
+
+rule evaluate:
+    input:
+        unpack(get_evaluate_inputs),
+    output:
+        tsv=f"{RESULTS}/evaluation/split-{{split}}.tsv",
+    log:
+        f"{LOGS}/evaluate/split-{{split}}.log",
+    conda:
+        "../../environment.yml"
+    params:
+        subjects=get_evaluate_subjects,
+        pred_root=f"{RESULTS}/predictions/split-{{split}}",
+        overlap_mm3=config["evaluation"]["overlap_mm3"],
+    script:
+        "../scripts/evaluate.py"
+
+
+rule aggregate:
+    input:
+        expand(f"{RESULTS}/evaluation/split-{{split}}.tsv", split=SPLITS),
+    output:
+        metrics=f"{RESULTS}/evaluation/metrics.tsv",
+        table4=f"{RESULTS}/evaluation/table4.tsv",
+        markdown=f"{RESULTS}/evaluation/summary.md",
+        per_type=f"{RESULTS}/evaluation/per_type.tsv",
+        cascade=f"{RESULTS}/evaluation/cascade_vs_single.tsv",
+        summary=f"{RESULTS}/evaluation/summary.json",
+    log:
+        f"{LOGS}/evaluate/aggregate.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/aggregate.py"
