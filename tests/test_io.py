@@ -47,3 +47,33 @@ def test_load_image_errors_name_the_file(tmp_path, sct_data, case):
     with pytest.raises(ImageError) as exc:
         load_image(p)
     assert str(p) in str(exc.value)
+
+
+def test_write_errors_are_clear_and_leave_nothing_behind(tmp_path):
+    """A real write failure (the kernel's file-size limit, EFBIG, standing in for a full disk): the
+    CLI says which file could not be written and why, and leaves no partial file."""
+    import subprocess
+    import sys
+
+    code = f"""
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
+from imsct.cli import main
+sys.exit(main(["phantom", r"{tmp_path / 'out'}", "--subjects", "1", "--size", "small"]))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert "cannot write" in r.stderr and "sub-001_T2w.nii.gz: file too large" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not list((tmp_path / "out").rglob("*.nii.gz")) and not list((tmp_path / "out").rglob(".*tmp*"))
+
+
+def test_outputs_are_readable_by_the_group(tmp_path):
+    import os
+    import stat
+
+    p = save_nifti(np.zeros((2, 2, 2), np.uint8), np.eye(4), tmp_path / "x.nii.gz")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask

@@ -119,15 +119,7 @@ def test_small_run_generates_cohort_and_qc(tmp_path):
     assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr
 
 
-TINY_TRAINING = """
-synthetic: {subjects: 8, seed: 11, size: small, qc: false}
-splits: {n: 1, seed: 0}
-training:
-  max_epochs: 2
-  cord: {base_filters: 2, depth: 2, dropout: 0.3, patch: [64, 48, 16], batch_size: 2}
-  tumor: {base_filters: 2, depth: 2, dropout: 0.3, patch: [32, 32, 16], stride: [32, 32, 16], batch_size: 8,
-          safety_factor: [1.2, 1.2, 1.0], crop_from: prediction}
-"""
+TINY_WORKFLOW = ["--configfile", "config/config.yaml", "tests/tiny-workflow.yaml"]
 
 
 def test_training_rules_run_end_to_end(tmp_path):
@@ -135,7 +127,7 @@ def test_training_rules_run_end_to_end(tmp_path):
     from imsct.phantom.cohort import participants_table, plan_cohort
     from imsct.splits import make_splits, split_table
 
-    r = snakemake("--cores", "2", *overlay(tmp_path, TINY_TRAINING), "--config", *tmp_config(tmp_path))
+    r = snakemake("--cores", "2", *TINY_WORKFLOW, "--config", *tmp_config(tmp_path))
     assert r.returncode == 0, r.stderr[-3000:]
     res = tmp_path / "results"
     written = pd.read_csv(res / "splits/split-00.tsv", sep="\t")
@@ -174,7 +166,7 @@ def test_training_rules_run_end_to_end(tmp_path):
     n_examples = html.count("Fig3-panel")
     assert html.count("data:image/png;base64,") == 3 + n_examples and n_examples >= 1
     assert "src=\"http" not in html  # self-contained
-    r = snakemake("--cores", "1", *overlay(tmp_path, TINY_TRAINING), "--config", *tmp_config(tmp_path),
+    r = snakemake("--cores", "1", *TINY_WORKFLOW, "--config", *tmp_config(tmp_path),
                   "--report", str(tmp_path / "report.zip"))
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "report.zip").stat().st_size > 10000

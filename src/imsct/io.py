@@ -7,6 +7,7 @@ half-written file under its final name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -21,21 +22,56 @@ class ImageError(ValueError):
     """An input image is unusable; the message names the file and the problem."""
 
 
+class OutputError(OSError):
+    """An output cannot be written (disk full, no permission, read-only filesystem); names the file."""
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by their owner only; outputs get the usual permissions instead, so
+# that a lab's shared results folder stays readable by the group.
+_FILE_MODE = 0o666 & ~_current_umask()
+_WRITE_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                 errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+                 errno.EROFS: "read-only filesystem", errno.EFBIG: "file too large"}
+
+
+def _output_error(path: Path, exc: OSError) -> OSError:
+    if exc.errno in _WRITE_ERRORS:
+        err = OutputError(f"cannot write {path}: {_WRITE_ERRORS[exc.errno]}")
+        err.errno = exc.errno
+        return err
+    return exc
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds, so
+    that no reader ever sees a half-written file (a killed job leaves only a hidden temporary).
 
-    The temporary name keeps the final suffixes (``.nii.gz``) so writers pick the right format.
+    The temporary name keeps the final suffixes (``.nii.gz``) so writers pick the right format. Disk
+    full or permission errors become an :class:`OutputError` naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    except OSError as exc:
+        raise _output_error(path, exc) from exc
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, _FILE_MODE)
         os.replace(tmp_path, path)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        raise _output_error(path, exc) from exc
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
