@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Speed targets of imsct, printed as a table (targets from the issues; not timed tests).
 
-    python benchmarks/run.py [--quick] [--pybids]
+    python benchmarks/run.py [--quick] [--pybids] [--training-only cpu|cuda]
 
 Rows: phantom generation (full and small subjects, one core), discovery of a 1,000-subject dataset,
 `snakemake -n` on the paper configuration (343 subjects).
@@ -96,8 +96,9 @@ def bench_registration(tmp: Path, quick: bool) -> list[tuple]:
     return rows
 
 
-def bench_training(quick: bool) -> list[tuple]:
-    """Training throughput (forward + backward + Adam step, augmentation included) on this CPU."""
+def bench_training(quick: bool, device: str = "cpu") -> list[tuple]:
+    """Training throughput (forward + backward + Adam step, augmentation included), on this CPU or a
+    GPU (bfloat16 autocast there, as the training loop does)."""
     import torch
 
     from imsct.models.unet3d import ModifiedUNet3D
@@ -112,22 +113,27 @@ def bench_training(quick: bool) -> list[tuple]:
                   ("tumor, paper (16 filters, depth 4, 128x128x32), batch 2", 2, 4, 16, 4, (32, 128, 128), 2)]
     rows = []
     gen = torch.Generator().manual_seed(0)
+    dev = torch.device(device)
+    where = "CPU, 2 threads" if device == "cpu" else torch.cuda.get_device_name(dev) + ", bf16 autocast"
     for name, cin, cout, bf, depth, shape, batch in cases:
-        model = ModifiedUNet3D(cin, cout, bf, depth)
+        model = ModifiedUNet3D(cin, cout, bf, depth).to(dev)
         opt = torch.optim.Adam(model.parameters())
         x, y = torch.randn(batch, cin, *shape), (torch.rand(batch, cout, *shape) > 0.5).float()
         times = []
-        for _ in range(3):
+        for _ in range(3 if device == "cpu" else 10):
             t0 = time.perf_counter()
-            xa, ya = augment(x, y, gen)
-            loss = dice_loss(model(xa), ya)
+            xa, ya = augment(x.to(dev), y.to(dev), gen)  # on the device, as the training loop does
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                loss = dice_loss(model(xa), ya)
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
         step = min(times[1:])
         rows.append((f"training step, {name}", f"{batch / step:.2f} samples/s", "-",
-                     f"{step:.2f} s per batch of {batch} (CPU, 2 threads)"))
+                     f"{step:.3f} s per batch of {batch} ({where})"))
     return rows
 
 
@@ -272,7 +278,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer phantom subjects")
     ap.add_argument("--pybids", action="store_true", help="also time pybids on the 1,000-subject dataset")
+    ap.add_argument("--training-only", metavar="DEVICE", help="only the training-step rows, on DEVICE (cpu|cuda)")
     args = ap.parse_args()
+    if args.training_only:
+        return print_table(bench_training(False, args.training_only))
     rows = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -306,12 +315,16 @@ def main() -> None:
         t = time.perf_counter() - t0
         rows.append(("snakemake -n, paper config (343 subjects)", f"{t:.1f} s" if r.returncode == 0 else "FAILED",
                      "-", "whole DAG"))
+    print_table(rows)
+
+
+def print_table(rows) -> None:
     table = Table(title="imsct benchmarks (this machine)")
     for col in ("what", "measured", "target", "notes"):
         table.add_column(col)
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    Console(width=200).print(table)
 
 
 if __name__ == "__main__":

@@ -291,7 +291,9 @@ def main(argv=None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, OSError) as exc:
+    except (FileNotFoundError, ValueError, OSError, RuntimeError) as exc:
+        if args.verbose:  # the traceback, for a bug report
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+# Packaged with imsct (wheel installs too); the workflow validates against the same file.
+SCHEMA = Path(__file__).resolve().parent / "config.schema.yaml"
 
 
 def _with_defaults(validator_class):

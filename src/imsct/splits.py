@@ -41,31 +41,49 @@ def split_table(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _apportion(total: int, weights, caps, rng: np.random.Generator) -> np.ndarray:
+    """Split ``total`` into integers proportional to ``weights``, none above its cap (largest
+    remainder; ties broken at random)."""
+    weights, caps = np.asarray(weights, float), np.asarray(caps, int)
+    total = int(min(total, caps.sum()))
+    if total <= 0 or weights.sum() <= 0:
+        return np.zeros(len(weights), int)
+    raw = total * weights / weights.sum()
+    out = np.minimum(np.floor(raw).astype(int), caps)
+    while out.sum() < total:
+        room = out < caps
+        order = np.lexsort((rng.random(len(raw)), -(raw - out)))  # largest remainder first
+        out[[i for i in order if room[i]][0]] += 1
+    return out
+
+
 def make_split(table: pd.DataFrame, seed: int, fractions=(0.6, 0.2, 0.2), key: str = "participant_id",
                strata: str = "tumor_type", region: str = "tumor_region") -> pd.DataFrame:
     """One split: a copy of ``table[[key, strata, region]]`` with a ``set`` column.
 
-    Per tumor type, non-lumbar subjects are shuffled and cut by the fractions, with the test share
-    computed on the whole type (so the test set keeps the paper's proportions); lumbar subjects are
-    shared between train and validation in the train:val ratio.
+    The test and validation set sizes come from the fractions of the whole cohort, then are shared
+    among tumor types in proportion to their sizes (so the test set keeps the paper's proportions, and
+    a small cohort still gets a test set: per-type rounding alone gave none for 8 subjects). Lumbar
+    subjects are never in the test set.
     """
     if abs(sum(fractions) - 1) > 1e-6 or len(fractions) != 3:
         raise ValueError(f"split fractions must be three numbers summing to 1, got {list(fractions)}")
     rng = np.random.default_rng(seed)
     out = table[[key, strata, region]].copy() if region in table else table[[key, strata]].assign(**{region: ""})
     out["set"] = ""
-    for _, group in out.groupby(strata, sort=True):
-        idx = group.index.to_numpy()
-        lumbar = idx[(group[region] == "lumbar").to_numpy()]
-        other = idx[(group[region] != "lumbar").to_numpy()]
-        n_test = min(_allocate(len(idx), fractions)[2], len(other))
-        other = rng.permutation(other)
-        out.loc[other[:n_test], "set"] = "test"
-        rest = rng.permutation(np.concatenate([other[n_test:], lumbar]))
-        tv = np.asarray(fractions[:2]) / sum(fractions[:2])
-        n_train, _ = _allocate(len(rest), [tv[0], tv[1]])
-        out.loc[rest[:n_train], "set"] = "train"
-        out.loc[rest[n_train:], "set"] = "val"
+    groups = [(name, rng.permutation(g.index[(g[region] != "lumbar").to_numpy()]),
+               g.index[(g[region] == "lumbar").to_numpy()]) for name, g in out.groupby(strata, sort=True)]
+    sizes = [len(o) + len(lu) for _, o, lu in groups]
+    n_test, n_val = _allocate(len(out), fractions)[2], _allocate(len(out), fractions)[1]
+    n_test_per = _apportion(n_test, sizes, [len(o) for _, o, _ in groups], rng)
+    rests = []
+    for (_, other, lumbar), k in zip(groups, n_test_per):
+        out.loc[other[:k], "set"] = "test"
+        rests.append(rng.permutation(np.concatenate([other[k:], lumbar]).astype(int)))
+    n_val_per = _apportion(n_val, [len(r) for r in rests], [max(len(r) - 1, 0) for r in rests], rng)
+    for rest, k in zip(rests, n_val_per):
+        out.loc[rest[:k], "set"] = "val"
+        out.loc[rest[k:], "set"] = "train"
     return out
 
 

@@ -5,11 +5,12 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from imsct.bids import Naming, discover_cached
+from imsct.config import SCHEMA
 from imsct.phantom.cohort import participants_table, plan_cohort
 from imsct.preprocess.pipeline import working_grid_paths
 from imsct.splits import make_splits, split_table
 
-validate(config, schema="../schemas/config.schema.yaml")
+validate(config, schema=str(SCHEMA))
 
 NAMING = Naming.from_config(config["inputs"])
 RESULTS = config["results"]

@@ -179,10 +179,11 @@ def example_panel(case: dict, pred_dir: Path, title: str):
     t2 = load_image(case["t2w"])
     a2, asp = _sagittal(t2)
     a1, _ = _sagittal(nib.Nifti1Image(np.asanyarray(load_image(case["t1w"]).dataobj), t2.affine))
-    gt = {c: _sagittal(nib.Nifti1Image(np.asanyarray(load_image(case["gt"][c]).dataobj) > 0, t2.affine))[0]
-          for c in STRUCTURES}
-    pr = {c: _sagittal(nib.Nifti1Image(np.asanyarray(nib.load(pred_dir / f"sub-{case['key']}_label-{c}_mask.nii.gz").dataobj) > 0,
-                                      t2.affine))[0] for c in STRUCTURES}
+    def mask(path):
+        return _sagittal(nib.Nifti1Image((np.asanyarray(load_image(path).dataobj) > 0).astype(np.uint8), t2.affine))[0] > 0
+
+    gt = {c: mask(case["gt"][c]) for c in STRUCTURES}
+    pr = {c: mask(pred_dir / f"sub-{case['key']}_label-{c}_mask.nii.gz") for c in STRUCTURES}
     anyg = gt["tumor"] | gt["edema"] | gt["cavity"]
     x = int(np.argmax(anyg.sum(axis=(1, 2)))) if anyg.any() else a2.shape[0] // 2
     ext = (0, a2.shape[1] * asp[1], 0, a2.shape[2] * asp[0])
