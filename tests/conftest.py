@@ -12,6 +12,14 @@ REPO = Path(__file__).resolve().parents[1]
 SCT_DATA = (REPO / ".." / "shared" / "data" / "sct_testing_data").resolve()
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests that use the trained tiny models run on one xdist worker (`--dist loadgroup`), so the
+    models are trained once, not once per worker."""
+    for item in items:
+        if {"tiny_models", "tiny_model_folder"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("tiny_models"))
+
+
 def pytest_configure(config):
     # Keep ITK/BLAS/torch from oversubscribing the 2-core CI machine.
     for var in ("OMP_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

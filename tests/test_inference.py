@@ -131,9 +131,8 @@ def test_demo_size_models_reach_expected_dice_and_the_crop_holds_every_structure
     train, val = split_sets(preprocessed_small)
     train_cord_model(train, val, tmp_path / "cord", DEMO_SHORT)
     train_tumor_model(train, val, tmp_path / "tumor", DEMO_SHORT, str(tmp_path / "cord/best.pt"))
-    folder = write_model_folder(tmp_path / "cord/best.pt", tmp_path / "tumor/best.pt", tmp_path / "onnx", "00",
-                                DEMO_SHORT)
-    pred = Predictor(folder)
+    write_model_folder(tmp_path / "cord/best.pt", tmp_path / "tumor/best.pt", tmp_path / "onnx", "00", DEMO_SHORT)
+    pred = Predictor(tmp_path / "onnx")
     dice = {}
     for key, paths in preprocessed_small.items():
         sub = f"sub-{key}"

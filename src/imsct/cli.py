@@ -148,9 +148,9 @@ def cmd_train(args) -> int:
 
 def cmd_segment(args) -> int:
     from .inference.predictor import Predictor, SegmentOptions, write_segmentation
-    from .io import load_image
+    from .io import load_scan
 
-    t2, t1 = load_image(args.t2), load_image(args.t1)
+    t2, t1 = load_scan(args.t2), load_scan(args.t1)
     min_vol = {}
     for item in args.min_volume or []:
         name, _, value = item.partition("=")

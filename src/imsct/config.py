@@ -27,6 +27,13 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
+def check_semantics(cfg: dict) -> None:
+    """What a JSON schema cannot say; raises ValueError naming the key."""
+    fr = cfg.get("splits", {}).get("fractions")
+    if fr is not None and abs(sum(fr) - 1) > 1e-6:
+        raise ValueError(f"config: splits/fractions: {list(fr)} must sum to 1 (train, validation, test)")
+
+
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> dict:
     """Load ``path`` (or the schema defaults alone), apply ``overrides``, validate, fill defaults.
     Raises ValueError naming the offending key."""
@@ -40,4 +47,5 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     except jsonschema.ValidationError as exc:
         where = "/".join(map(str, exc.absolute_path)) or "(top level)"
         raise ValueError(f"config {path or ''}: {where}: {exc.message}") from None
+    check_semantics(cfg)
     return cfg

@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import tempfile
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Iterator
 
@@ -57,6 +58,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     full or permission errors become an :class:`OutputError` naming ``path``.
     """
     path = Path(path)
+    # temporaries of the same file left by a killed run (kill -9 skips every cleanup)
+    for stale in path.parent.glob(f".{glob_escape(path.name)}.*.tmp*"):
+        stale.unlink(missing_ok=True)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
@@ -151,6 +155,27 @@ def load_image(path: str | os.PathLike, ndim: int = 3) -> nib.Nifti1Image:
     if affine is None or not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
         raise ImageError(f"{path}: affine is missing or singular")
     return nib.Nifti1Image(data, affine, header=img.header)
+
+
+MIN_VOXELS_PER_AXIS = 3
+
+
+def check_scan(img: nib.Nifti1Image, name) -> nib.Nifti1Image:
+    """An MRI scan (not a mask) must have signal and some extent along every axis: a constant image
+    (all zero: a failed export) or a single slice cannot be registered or segmented."""
+    data = np.asanyarray(img.dataobj)
+    if min(data.shape[:3]) < MIN_VOXELS_PER_AXIS:
+        raise ImageError(f"{name}: too few voxels along an axis, shape {tuple(data.shape)} (at least "
+                         f"{MIN_VOXELS_PER_AXIS} slices are needed on every axis)")
+    lo, hi = data.min(), data.max()
+    if lo == hi:
+        raise ImageError(f"{name}: every voxel is {lo}: the image holds no signal")
+    return img
+
+
+def load_scan(path: str | os.PathLike) -> nib.Nifti1Image:
+    """:func:`load_image` for a T2w or T1w scan, with :func:`check_scan`."""
+    return check_scan(load_image(path), path)
 
 
 def same_grid(a: nib.Nifti1Image, b: nib.Nifti1Image, atol: float = 1e-3) -> bool:

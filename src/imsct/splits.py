@@ -80,7 +80,8 @@ def make_split(table: pd.DataFrame, seed: int, fractions=(0.6, 0.2, 0.2), key: s
     for (_, other, lumbar), k in zip(groups, n_test_per):
         out.loc[other[:k], "set"] = "test"
         rests.append(rng.permutation(np.concatenate([other[k:], lumbar]).astype(int)))
-    n_val_per = _apportion(n_val, [len(r) for r in rests], [max(len(r) - 1, 0) for r in rests], rng)
+    n_left = sum(len(r) for r in rests)
+    n_val_per = _apportion(min(n_val, n_left - 1), [len(r) for r in rests], [len(r) for r in rests], rng)
     for rest, k in zip(rests, n_val_per):
         out.loc[rest[:k], "set"] = "val"
         out.loc[rest[k:], "set"] = "train"

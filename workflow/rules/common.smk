@@ -5,12 +5,13 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from imsct.bids import Naming, discover_cached
-from imsct.config import SCHEMA
+from imsct.config import SCHEMA, check_semantics
 from imsct.phantom.cohort import participants_table, plan_cohort
 from imsct.preprocess.pipeline import working_grid_paths
 from imsct.splits import make_splits, split_table
 
 validate(config, schema=str(SCHEMA))
+check_semantics(config)
 
 NAMING = Naming.from_config(config["inputs"])
 RESULTS = config["results"]

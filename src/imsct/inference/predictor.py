@@ -86,6 +86,10 @@ class Predictor:
         from ..preprocess.register import register
         from ..preprocess.transforms import resample_to
 
+        from ..io import check_scan
+
+        check_scan(t2, t2.get_filename() or "T2w")
+        check_scan(t1, t1.get_filename() or "T1w")
         o = opts or SegmentOptions()
         times = {}
         t0 = time.perf_counter()

@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from ..io import ImageError, load_image, same_grid, save_nifti, write_json, write_tsv
+from ..io import ImageError, load_image, load_scan, same_grid, save_nifti, write_json, write_tsv
 from .cordmask import centerline_from_csv, tube_mask
 from .resample import canonical_grid, resample_image, zscore
 
@@ -53,8 +53,8 @@ def resample_subject(t2w: str, t1w_on_t2w: str, masks: dict[str, str], out: dict
     """Resample a registered subject to the working grid: T2w and T1w (z-scored, float32) and the masks
     (``masks``: tumor/edema/cavity/cord paths on the T2w grid). ``out`` maps 't2w', 't1w', each mask key
     and 'grid' (JSON: native T2w grid and working grid) to output paths."""
-    t2 = load_image(t2w)
-    t1 = load_image(t1w_on_t2w)
+    t2 = load_scan(t2w)
+    t1 = load_scan(t1w_on_t2w)
     if not same_grid(t1, t2):
         raise ImageError(f"{t1w_on_t2w}: not on the T2w grid of {t2w}; register it first")
     shape, aff = canonical_grid(t2.shape, t2.affine, spacing_si_ap_rl)

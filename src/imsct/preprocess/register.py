@@ -309,11 +309,11 @@ def register_files(fixed_path, moving_path, out_path, fixed_discs=None, moving_d
                    transform_path=None, qc_path=None, params: RegistrationParams | None = None) -> RegistrationResult:
     """File-level entry point used by the CLI and the workflow: loads and checks the inputs, writes the
     moved image on the fixed grid, the ITK transform and the QC JSON (all atomically)."""
-    from ..io import load_image, save_nifti, write_json
+    from ..io import load_image, load_scan, save_nifti, write_json
     from .transforms import write_itk
 
-    fixed = load_image(fixed_path)
-    moving = load_image(moving_path)
+    fixed = load_scan(fixed_path)
+    moving = load_scan(moving_path)
     fd = load_image(fixed_discs) if fixed_discs else None
     md = load_image(moving_discs) if moving_discs else None
     res = register(fixed, moving, fd, md, params)
