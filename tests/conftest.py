@@ -12,6 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCT_DATA = (REPO / ".." / "shared" / "data" / "sct_testing_data").resolve()
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     """Tests that use the trained tiny models run on one xdist worker (`--dist loadgroup`), so the
     models are trained once, not once per worker."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -101,24 +100,25 @@ def test_07_unmatched_disc_labels_fall_back_to_the_scanner_flagged(small_cohort,
 
     sub = "sub-008"  # the large-motion subject of the small cohort (seed 11)
     anat, lab = small_cohort / sub / "anat", small_cohort / "derivatives/labels" / sub / "anat"
-    d = nib.load(lab / f"{sub}_ce-gad_T1w_labels-disc.nii.gz")
+    d = nib.load(lab / f"{sub}_ce-gad_T1w_label-discs_dseg.nii.gz")
     shifted = np.asanyarray(d.dataobj).astype(np.int16)
     shifted[shifted > 0] += 30  # indices the T2w does not have
     moved_discs = tmp_path / "discs.nii.gz"
     save_nifti(shifted, d.affine, moved_discs)
     res = register_files(anat / f"{sub}_T2w.nii.gz", anat / f"{sub}_ce-gad_T1w.nii.gz", tmp_path / "t1.nii.gz",
-                         lab / f"{sub}_T2w_labels-disc.nii.gz", moved_discs, qc_path=tmp_path / "qc.json")
+                         lab / f"{sub}_T2w_label-discs_dseg.nii.gz", moved_discs, qc_path=tmp_path / "qc.json")
     qc = json.loads((tmp_path / "qc.json").read_text())
     assert res.flagged and res.method == "scanner" and qc["flagged"]
     assert qc["shared_discs"] == [] and qc["fallback"]["discs"] is False and qc["gate_reasons"]
 
 
 def test_09_no_cord_found_falls_back_to_the_whole_field_of_view(tiny_model_folder, sct_data):
+    """No voxel reaches the cord threshold (set above 1 here: a sigmoid never gets there), as on a
+    scan without a spinal cord: the tumor model runs on the whole field of view, flagged."""
     from imsct.inference.predictor import Predictor, SegmentOptions
 
     t2 = nib.load(sct_data / "t2/t2.nii.gz")
-    noise = nib.Nifti1Image(np.random.default_rng(0).normal(100, 1, t2.shape).astype(np.float32), t2.affine)
-    seg = Predictor(tiny_model_folder).segment(noise, noise, SegmentOptions(register=False))
+    seg = Predictor(tiny_model_folder).segment(t2, t2, SegmentOptions(register=False, cord_threshold=1.01))
     p = seg.provenance
     assert not p["cord_found"] and p["cord_fallback_whole_fov"]
     assert p["crop"] == [[0, n] for n in p["working_shape"]]

@@ -156,7 +156,7 @@ def cmd_segment(args) -> int:
         name, _, value = item.partition("=")
         min_vol[name] = float(value) * 1000.0  # cm3 -> mm3
     opts = SegmentOptions(cascade=not args.no_cascade, blend=args.blend, tta=args.tta, register=not args.no_register,
-                          threshold=args.threshold, min_volume_mm3=min_vol)
+                          threshold=args.threshold, cord_threshold=args.cord_threshold, min_volume_mm3=min_vol)
     predictor = Predictor(args.model, device=args.device, threads=args.threads)
     seg = predictor.segment(t2, t1, opts)
     paths = write_segmentation(seg, args.t2, args.out)
@@ -272,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tta", action="store_true", help="mirror test-time augmentation")
     g.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     g.add_argument("--threads", type=int, default=2)
-    g.add_argument("--threshold", type=float)
+    g.add_argument("--threshold", type=float, help="tumor classes (default: the model folder's, 0.5)")
+    g.add_argument("--cord-threshold", type=float, help="cord model (default: the model folder's)")
     g.add_argument("--min-volume", nargs="*", metavar="CLASS=CM3", help="e.g. tumor=0.2 edema=0.5")
     g.set_defaults(func=cmd_segment)
 

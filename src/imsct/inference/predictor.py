@@ -33,6 +33,7 @@ class SegmentOptions:
     tta: bool = False
     register: bool = True
     threshold: float | None = None  # default: the model folder's
+    cord_threshold: float | None = None  # default: the model folder's
     min_volume_mm3: dict = field(default_factory=dict)  # overrides per class
     fill_holes: bool | None = None
 
@@ -107,7 +108,8 @@ class Predictor:
         t0 = time.perf_counter()
         meta = self.meta[0]
         thr = o.threshold if o.threshold is not None else meta["postprocess"]["threshold"]
-        cord = largest_component(self.cord_probability(w2) >= meta["cord"]["threshold"])
+        cord_thr = o.cord_threshold if o.cord_threshold is not None else meta["cord"]["threshold"]
+        cord = largest_component(self.cord_probability(w2) >= cord_thr)
         times["cord"] = time.perf_counter() - t0
         fallback = False
         box = None
@@ -152,7 +154,7 @@ class Predictor:
         times["postprocess"] = time.perf_counter() - t0
         prov = {"cascade": o.cascade, "cord_found": bool(cord.any()), "cord_fallback_whole_fov": fallback,
                 "crop": [[s.start, s.stop] for s in box], "working_shape": list(shape), "blend": o.blend,
-                "tta": o.tta, "threshold": thr, "fill_holes": fill, "min_volume_mm3": min_vol,
+                "tta": o.tta, "threshold": thr, "cord_threshold": cord_thr, "fill_holes": fill, "min_volume_mm3": min_vol,
                 "models": [str(f) for f in self.folders], "device": self.device, "model_sha256": [m["tumor"]["sha256"] for m in self.meta],
                 "registration": None if reg is None else {"method": reg.method, "flagged": reg.flagged,
                                                            "transform_ras": reg.matrix.round(6).tolist()},
