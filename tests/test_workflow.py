@@ -55,10 +55,22 @@ def test_dry_run_default(tmp_path):
     assert counts["evaluate"] == 3 and counts["aggregate"] == counts["report"] == 1
 
 
-def test_dry_run_paper_scale(tmp_path):
-    r = snakemake("-n", "--cores", "2", "--configfile", "config/paper.yaml", "--config", *tmp_config(tmp_path))
-    assert r.returncode == 0, r.stderr
-    assert job_counts(r.stdout)["phantom_subject"] == 343
+def test_dry_run_paper_scale_with_the_slurm_profile(tmp_path):
+    """`snakemake -n --profile profiles/slurm`: the paper's DAG (343 subjects, 12 splits), training jobs
+    on the GPU partition with one GPU each, the rest on CPU partitions."""
+    r = snakemake("-n", "--profile", "profiles/slurm", "--config", *tmp_config(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    counts = job_counts(r.stdout)
+    assert counts["phantom_subject"] == 343 and counts["train_cord"] == counts["train_tumor"] == 12
+    resources = {}
+    for block in r.stdout.split("\nrule ")[1:]:
+        rule = block.split(":", 1)[0]
+        line = next((ln for ln in block.splitlines() if ln.strip().startswith("resources:")), "")
+        resources.setdefault(rule, line)
+    for rule in ("train_cord", "train_tumor"):
+        assert "gpu=1" in resources[rule] and "slurm_partition=gpu" in resources[rule], resources[rule]
+    for rule in ("register", "infer", "evaluate"):
+        assert "gpu=" not in resources[rule] and "slurm_partition=cpu" in resources[rule], resources[rule]
 
 
 def test_lint_is_clean():
