@@ -19,9 +19,11 @@ log() { echo "[local-slurm] $*" >&2; }
 
 stop_pidfile() {  # stop the process named in a pidfile, if alive
     local f=$1
-    if [[ -f $f ]] && kill -0 "$(cat "$f")" 2>/dev/null; then
-        kill "$(cat "$f")" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$(cat "$f")" 2>/dev/null || break; sleep 0.1; done
+    local pid
+    pid=$(cat "$f" 2>/dev/null || true)
+    if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
     rm -f "$f"
 }
