@@ -171,6 +171,34 @@ def test_resume_after_kill_continues_at_the_right_epoch(preprocessed_small, tmp_
         torch.testing.assert_close(a[k]["exp_avg"], b[k]["exp_avg"], rtol=1e-5, atol=1e-7)
 
 
+def test_stale_checkpoint_is_not_resumed_and_lost_outputs_come_back(preprocessed_small, tmp_path, caplog):
+    """A `last.pt` from other data (new splits) is not resumed; a rerun whose `best.pt` and `log.tsv`
+    were deleted (as Snakemake does before rerunning a job) restores them without training again."""
+    import logging
+
+    from imsct.training.jobs import train_cord_model
+
+    train, val = split_sets(preprocessed_small)
+    cfg = {**TINY, "max_epochs": 2, "threads": 1}
+    out = tmp_path / "cord"
+    first = train_cord_model(train, val, out, cfg)
+    best = torch.load(out / "best.pt", weights_only=True)["model"]
+    (out / "best.pt").unlink()
+    (out / "log.tsv").unlink()
+    again = train_cord_model(train, val, out, cfg)
+    assert again["best_epoch"] == first["best_epoch"] and len(pd.read_csv(out / "log.tsv", sep="\t")) == 2
+    for k, v in torch.load(out / "best.pt", weights_only=True)["model"].items():
+        torch.testing.assert_close(v, best[k])
+    # other subjects (as after new splits): from scratch, with a warning
+    keys = sorted(preprocessed_small)
+    other_train = {k: preprocessed_small[k] for k in keys[2:]}
+    other_val = {k: preprocessed_small[k] for k in keys[:2]}
+    with caplog.at_level(logging.WARNING):
+        train_cord_model(other_train, other_val, out, cfg)
+    assert "from scratch" in caplog.text
+    assert pd.read_csv(out / "log.tsv", sep="\t")["epoch"].tolist() == [0, 1]
+
+
 # ---------------------------------------------------------------- export
 def test_export_model_folder_parity_and_hashes(tiny_models, tmp_path):
     import onnxruntime as ort

@@ -107,9 +107,15 @@ def train(cfg: TrainConfig, train_samples: list, val_samples: list, out_dir) -> 
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.max_epochs)
     state = {"epoch": -1, "best_val": math.inf, "best_epoch": -1, "bad_epochs": 0, "history": []}
     last = out / "last.pt"
-    if last.exists():
-        ck = torch.load(last, map_location=device, weights_only=True)
+    fingerprint = _fingerprint(cfg, train_samples, val_samples)
+    best_model = None  # the best weights, kept in last.pt too: a rerun may have lost best.pt
+    ck = torch.load(last, map_location=device, weights_only=True) if last.exists() else None
+    if ck is not None and ck.get("fingerprint") != fingerprint:
+        log.warning("%s: written for other data or settings; training %s from scratch", last, cfg.kind)
+        ck = None
+    if ck is not None:
         model.load_state_dict(ck["model"])
+        best_model = ck.get("best_model")
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         gen.set_state(ck["generator"])
@@ -151,7 +157,8 @@ def train(cfg: TrainConfig, train_samples: list, val_samples: list, out_dir) -> 
         state["history"].append(row)
         if val_loss < state["best_val"] - cfg.min_delta:
             state.update(best_val=val_loss, best_epoch=epoch, bad_epochs=0)
-            _save({"model": model.state_dict(), "epoch": epoch, "config": _plain(cfg)}, out / "best.pt")
+            best_model = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            _save({"model": best_model, "epoch": epoch, "config": _plain(cfg)}, out / "best.pt")
         else:
             state["bad_epochs"] += 1
         state["epoch"] = epoch
@@ -159,11 +166,16 @@ def train(cfg: TrainConfig, train_samples: list, val_samples: list, out_dir) -> 
         if device.type == "cuda":
             rng["cuda_rng"] = torch.cuda.get_rng_state(device)
         _save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-               "generator": gen.get_state(), **rng, **state}, last)
+               "generator": gen.get_state(), **rng, **state, "best_model": best_model, "fingerprint": fingerprint},
+              last)
         write_tsv(pd.DataFrame(state["history"]), out / "log.tsv")
         log.info("epoch %d: train %.4f val %.4f dice %s (%.1f s)", epoch, row["train_loss"], val_loss,
                  np.round(val_dice, 3).tolist(), row["seconds"])
     hist = pd.DataFrame(state["history"])
+    # outputs a rerun may have deleted (Snakemake removes a job's outputs, not last.pt, before rerunning)
+    if best_model is not None and not (out / "best.pt").exists():
+        _save({"model": best_model, "epoch": state["best_epoch"], "config": _plain(cfg)}, out / "best.pt")
+    write_tsv(hist, out / "log.tsv")
     best = hist.loc[hist["epoch"] == state["best_epoch"]].iloc[0].to_dict() if state["best_epoch"] >= 0 else {}
     summary = {"kind": cfg.kind, "best_epoch": state["best_epoch"], "best_val_loss": state["best_val"],
                "epochs_run": len(hist), "stopped_early": state["bad_epochs"] >= cfg.patience,
@@ -172,6 +184,23 @@ def train(cfg: TrainConfig, train_samples: list, val_samples: list, out_dir) -> 
     write_json(summary, out / "summary.json")
     loss_curve(hist, out / "loss.png", cfg.kind)
     return summary
+
+
+def _fingerprint(cfg: TrainConfig, train_samples, val_samples) -> str:
+    """What a checkpoint was trained on: the settings that change the result and a digest of the
+    samples (shapes and sums; cheap, and different data gives different sums). A ``last.pt`` with
+    another fingerprint (new splits, new preprocessing, other settings) is not resumed."""
+    import hashlib
+    import json
+
+    settings = {k: v for k, v in _plain(cfg).items() if k not in ("threads", "device", "max_epoch_seconds")}
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for samples in (train_samples, val_samples):
+        for pair in samples:
+            for a in pair:
+                a = np.asarray(a)
+                h.update(f"{a.shape}:{float(np.sum(a, dtype=np.float64)):.6e};".encode())
+    return h.hexdigest()
 
 
 def _plain(cfg: TrainConfig) -> dict:
