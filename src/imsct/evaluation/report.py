@@ -155,6 +155,7 @@ def bland_altman(df: pd.DataFrame):
             ax.text(0.02, 0.95, f"bias {m:+.2f} cm³\nLoA ±{1.96 * sd:.2f}", transform=ax.transAxes, va="top", fontsize=7)
         ax.set(title=TITLES[c], xlabel="mean volume (cm³)", ylabel="prediction − truth (cm³)")
     fig.suptitle("Volume agreement (Bland-Altman; lines: bias and 95% limits of agreement)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
 
 
