@@ -12,6 +12,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from helpers import TINY
 from imsct.inference.postprocess import remove_small
 from imsct.inference.predictor import Predictor, SegmentOptions, write_segmentation
 from imsct.io import load_image
@@ -108,13 +109,10 @@ def test_sliding_window_reassembles_exactly(blend):
 # The demo's model sizes (config/config.yaml), trained for 12 epochs instead of 30 on the small
 # cohort's 6 training subjects (2 held out). The full demo reaches a validation whole-tumor Dice of 0.68-0.77.
 DEMO_SHORT = {
-    "lr": 1e-3, "max_epochs": 12, "patience": 50, "min_delta": 0.001, "seed": 5, "threads": 2, "device": "cpu",
-    "max_epoch_seconds": None, "augment": {"rotation_deg": 5.0, "scale": 0.1, "translation": 0.03},
-    "cord": {"base_filters": 4, "depth": 3, "dropout": 0.3, "patch": [128, 80, 16], "batch_size": 2},
-    "tumor": {"base_filters": 8, "depth": 3, "dropout": 0.3, "patch": [64, 32, 16], "stride": [32, 16, 16],
-              "batch_size": 8, "safety_factor": [1.2, 1.2, 1.0], "crop_from": "prediction"},
+    **TINY, "max_epochs": 12, "seed": 5,
+    "cord": {**TINY["cord"], "base_filters": 4, "patch": [128, 80, 16]},
+    "tumor": {**TINY["tumor"], "base_filters": 8, "patch": [64, 32, 16], "stride": [32, 16, 16]},
 }
-
 
 @pytest.mark.slow
 def test_demo_size_models_reach_expected_dice_and_the_crop_holds_every_structure(preprocessed_small, small_cohort,

@@ -74,7 +74,7 @@ def make_split(table: pd.DataFrame, seed: int, fractions=(0.6, 0.2, 0.2), key: s
     groups = [(name, rng.permutation(g.index[(g[region] != "lumbar").to_numpy()]),
                g.index[(g[region] == "lumbar").to_numpy()]) for name, g in out.groupby(strata, sort=True)]
     sizes = [len(o) + len(lu) for _, o, lu in groups]
-    n_test, n_val = _allocate(len(out), fractions)[2], _allocate(len(out), fractions)[1]
+    _, n_val, n_test = _allocate(len(out), fractions)
     n_test_per = _apportion(n_test, sizes, [len(o) for _, o, _ in groups], rng)
     rests = []
     for (_, other, lumbar), k in zip(groups, n_test_per):

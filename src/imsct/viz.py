@@ -23,6 +23,12 @@ def save_figure(fig, out, dpi: int = 80) -> Path:
     return out
 
 
+def normalize_intensity(a: np.ndarray) -> np.ndarray:
+    """Display window: 1st to 99.5th percentile mapped to [0, 1]."""
+    lo, hi = np.percentile(a, [1, 99.5])
+    return np.clip((a - lo) / (hi - lo + 1e-6), 0, 1)
+
+
 def sagittal_view(data: np.ndarray, affine: np.ndarray, index: int | None = None):
     """Return a 2-D sagittal slice (rows = superior..inferior, cols = anterior..posterior) of an
     image stored in any orientation, and its pixel aspect (row mm, col mm)."""

@@ -73,7 +73,7 @@ def cascade_vs_single(df: pd.DataFrame) -> pd.DataFrame:
         row = {f"Dice {c}": fmt(d.loc[(c, "dice"), "mean"], d.loc[(c, "dice"), "std"], True)
                for c in CLASSES if (c, "dice") in d.index}
         t = across_splits(sub[sub["class"] == "wholetumor"], [], ("seconds",))
-        row["Inference time (s)"] = fmt(t["mean"].iloc[0], t["std"].iloc[0], False)
+        row[LABELS["seconds"]] = fmt(t["mean"].iloc[0], t["std"].iloc[0], False)
         rows[mode] = row
     return pd.DataFrame(rows)
 

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 
 from ..io import load_image, same_grid
+from ..training.data import CLASSES  # tumor, edema, cavity, wholetumor: the tumor model's outputs
 from .metrics import DEFAULT_OVERLAP_MM3, compare, voxel_volume_mm3
 
-CLASSES = ("tumor", "edema", "cavity", "wholetumor")
-STRUCTURES = ("tumor", "edema", "cavity")
+STRUCTURES = CLASSES[:3]
 
 
 def _mask(path, ref=None) -> np.ndarray:

@@ -26,6 +26,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from ..io import atomic_path, load_image  # noqa: E402
+from ..viz import normalize_intensity, sagittal_view  # noqa: E402
 from .evaluate import CLASSES, STRUCTURES  # noqa: E402
 
 COLOURS = {"tumor": "#e41a1c", "edema": "#ffb000", "cavity": "#1e90ff", "wholetumor": "#9b59b6"}
@@ -159,42 +160,32 @@ def bland_altman(df: pd.DataFrame):
     return fig
 
 
-def _sagittal(img: nib.Nifti1Image):
-    """Canonical (RAS) array and the (row mm, col mm) pixel size of its sagittal slices."""
-    c = nib.as_closest_canonical(img)
-    z = c.header.get_zooms()[:3]
-    return np.asanyarray(c.dataobj), (z[2], z[1])
-
-
-def _slice(a: np.ndarray, x: int) -> np.ndarray:
-    return a[x].T[::-1, ::-1]  # rows superior -> inferior, columns anterior -> posterior
-
-
-def _norm(a):
-    lo, hi = np.percentile(a, [1, 99.5])
-    return np.clip((a - lo) / (hi - lo + 1e-6), 0, 1)
-
-
 def example_panel(case: dict, pred_dir: Path, title: str):
     """One row: T2w, T1w, ground truth, prediction, in the sagittal slice with the most ground truth."""
     t2 = load_image(case["t2w"])
-    a2, asp = _sagittal(t2)
-    a1, _ = _sagittal(nib.Nifti1Image(np.asanyarray(load_image(case["t1w"]).dataobj), t2.affine))
-    def mask(path):
-        return _sagittal(nib.Nifti1Image((np.asanyarray(load_image(path).dataobj) > 0).astype(np.uint8), t2.affine))[0] > 0
 
-    gt = {c: mask(case["gt"][c]) for c in STRUCTURES}
-    pr = {c: mask(pred_dir / f"sub-{case['key']}_label-{c}_mask.nii.gz") for c in STRUCTURES}
-    anyg = gt["tumor"] | gt["edema"] | gt["cavity"]
-    x = int(np.argmax(anyg.sum(axis=(1, 2)))) if anyg.any() else a2.shape[0] // 2
-    ext = (0, a2.shape[1] * asp[1], 0, a2.shape[2] * asp[0])
+    def data(path) -> np.ndarray:
+        return np.asanyarray(load_image(path).dataobj)
+
+    gt = {c: (data(case["gt"][c]) > 0).astype(np.uint8) for c in STRUCTURES}
+    pr = {c: (data(pred_dir / f"sub-{case['key']}_label-{c}_mask.nii.gz") > 0).astype(np.uint8) for c in STRUCTURES}
+    anyg = np.asanyarray(nib.as_closest_canonical(nib.Nifti1Image(gt["tumor"] | gt["edema"] | gt["cavity"],
+                                                                  t2.affine)).dataobj)
+    x = int(np.argmax(anyg.sum(axis=(1, 2)))) if anyg.any() else None
+
+    def sag(a: np.ndarray) -> np.ndarray:
+        return sagittal_view(a, t2.affine, x)[0]
+
+    s2, asp, _ = sagittal_view(np.asanyarray(t2.dataobj), t2.affine, x)
+    s1 = sag(data(case["t1w"]))
+    ext = (0, s2.shape[1] * asp[1], 0, s2.shape[0] * asp[0])
     fig, axes = plt.subplots(1, 4, figsize=(10, 4.2))
-    for ax, (name, base, overlay) in zip(axes, (("T2w", a2, None), ("T1w (Gd)", a1, None),
-                                                ("ground truth", a2, gt), ("prediction", a2, pr))):
-        ax.imshow(_norm(_slice(base, x)), cmap="gray", extent=ext, interpolation="nearest")
+    for ax, (name, base, overlay) in zip(axes, (("T2w", s2, None), ("T1w (Gd)", s1, None),
+                                                ("ground truth", s2, gt), ("prediction", s2, pr))):
+        ax.imshow(normalize_intensity(base), cmap="gray", extent=ext, interpolation="nearest")
         if overlay:
             for c in STRUCTURES:
-                m = _slice(overlay[c], x)
+                m = sag(overlay[c]) > 0
                 rgba = np.zeros((*m.shape, 4))
                 rgba[m] = matplotlib.colors.to_rgba(COLOURS[c], 0.55)
                 ax.imshow(rgba, extent=ext, interpolation="nearest")

@@ -84,10 +84,9 @@ class Predictor:
         return np.mean(probs, axis=0)
 
     def segment(self, t2: nib.Nifti1Image, t1: nib.Nifti1Image, opts: SegmentOptions | None = None) -> Segmentation:
+        from ..io import check_scan
         from ..preprocess.register import register
         from ..preprocess.transforms import resample_to
-
-        from ..io import check_scan
 
         check_scan(t2, t2.get_filename() or "T2w")
         check_scan(t1, t1.get_filename() or "T1w")

@@ -15,12 +15,8 @@ import numpy as np  # noqa: E402
 from scipy.ndimage import gaussian_filter, sobel  # noqa: E402
 
 from ..io import load_image  # noqa: E402
+from ..viz import normalize_intensity as _norm  # noqa: E402
 from ..viz import save_figure  # noqa: E402
-
-
-def _norm(a):
-    lo, hi = np.percentile(a, [1, 99.5])
-    return np.clip((a - lo) / (hi - lo + 1e-6), 0, 1)
 
 
 def _edges(a, spacing):
