@@ -106,11 +106,11 @@ def bench_training(quick: bool, device: str = "cpu") -> list[tuple]:
     from imsct.training.losses import dice_loss
 
     torch.set_num_threads(2)
-    cases = [("cord, demo (4 filters, depth 3, 128x80x16)", 1, 1, 4, 3, (16, 80, 128), 2),
-             ("tumor, demo (8 filters, depth 3, 64x32x16)", 2, 4, 8, 3, (16, 32, 64), 8)]
+    cases = [("cord, demo (4 filters, 3 downsamplings, 128x80x16)", 1, 1, 4, 3, (16, 80, 128), 2),
+             ("tumor, demo (8 filters, 3 downsamplings, 64x32x16)", 2, 4, 8, 3, (16, 32, 64), 8)]
     if not quick:
-        cases += [("cord, paper (8 filters, depth 4, 512x256x32)", 1, 1, 8, 4, (32, 256, 512), 1),
-                  ("tumor, paper (16 filters, depth 4, 128x128x32), batch 2", 2, 4, 16, 4, (32, 128, 128), 2)]
+        cases += [("cord, paper (8 filters, 4 downsamplings, 512x256x32)", 1, 1, 8, 4, (32, 256, 512), 1),
+                  ("tumor, paper (16 filters, 4 downsamplings, 128x128x32), batch 2", 2, 4, 16, 4, (32, 128, 128), 2)]
     rows = []
     gen = torch.Generator().manual_seed(0)
     dev = torch.device(device)
@@ -150,14 +150,14 @@ def _paper_size_model_folder(tmp: Path) -> Path:
 
     cfg = {"lr": 1e-3, "max_epochs": 1, "patience": 1, "min_delta": 0.0, "seed": 0, "threads": 2, "device": "cpu",
            "augment": {"rotation_deg": 0, "scale": 0, "translation": 0},
-           "cord": {"base_filters": 8, "depth": 4, "dropout": 0.3, "patch": [512, 256, 32], "batch_size": 1},
-           "tumor": {"base_filters": 16, "depth": 4, "dropout": 0.3, "patch": [128, 128, 32], "stride": [64, 64, 32],
-                     "batch_size": 8, "safety_factor": [1.2, 1.2, 1.0], "crop_from": "prediction"}}
+           "cord": {"base_filters": 8, "downsamplings": 4, "dropout": 0.3, "patch": [512, 256, 32], "batch_size": 1},
+           "tumor": {"base_filters": 16, "downsamplings": 4, "dropout": 0.3, "patch": [128, 128, 32], "stride": [64, 64, 32],
+                     "batch_size": 8, "safety_factor": {"si": 1.2, "ap": 1.2, "rl": 1.0}, "crop_from": "prediction"}}
     (tmp / "pt").mkdir(exist_ok=True)
     for kind in ("cord", "tumor"):
         tc = _config(kind, cfg[kind], cfg)
         torch.manual_seed(0)
-        model = ModifiedUNet3D(tc.in_channels, tc.out_channels, tc.base_filters, tc.depth)
+        model = ModifiedUNet3D(tc.in_channels, tc.out_channels, tc.base_filters, tc.downsamplings)
         c = asdict(tc)
         c["class_names"] = list(tc.class_names)
         torch.save({"model": model.state_dict(), "epoch": 0, "config": c}, tmp / "pt" / f"{kind}.pt")
@@ -188,7 +188,7 @@ def bench_segment(tmp: Path) -> list[tuple]:
     from imsct.preprocess.cordmask import tube_mask
     from imsct.preprocess.register import register
     from imsct.preprocess.resample import canonical_grid, resample_image, zscore
-    from imsct.training.data import cord_bbox, paper_to_array
+    from imsct.crops import center_crop_pad, paper_to_array, tumor_network_input
     from imsct.training.loop import load_model
 
     folder = _paper_size_model_folder(tmp)
@@ -215,9 +215,8 @@ def bench_segment(tmp: Path) -> list[tuple]:
     # Cascaded: random weights find no cord, so the crop is taken where a trained cord model puts it:
     # the 30 mm tube around the true centerline, grown by the safety factor.
     cord = resample_image(tube_mask(d.labels["centerline"], d.t2w_affine), d.t2w_affine, shape, aff, "mask")
-    box = cord_bbox(cord, (1.2, 1.2, 1.0))
     w2 = zscore(resample_image(d.t2w, d.t2w_affine, shape, aff))
-    x = np.stack([w2, w2])[(slice(None),) + box]
+    x, _, _ = tumor_network_input(w2, w2, cord, (1.0, 1.2, 1.2), (32, 128, 128))
     t0 = time.perf_counter()
     pred.tumor_probability(x, "uniform", False)
     tumor_s = time.perf_counter() - t0
@@ -238,7 +237,7 @@ def bench_segment(tmp: Path) -> list[tuple]:
         return run
 
     t0 = time.perf_counter()
-    run_padded(torch_net(cm), w2[None], 16)
+    run_padded(torch_net(cm), center_crop_pad(w2[None], (32, 256, 512))[0], 16)
     cord_t = time.perf_counter() - t0
     meta = pred.meta[0]["tumor"]
     from imsct.inference.sliding import sliding_window

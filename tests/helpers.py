@@ -4,9 +4,9 @@
 TINY = {
     "lr": 1e-3, "max_epochs": 6, "patience": 50, "min_delta": 0.001, "seed": 3, "threads": 2, "device": "cpu",
     "max_epoch_seconds": None, "augment": {"rotation_deg": 5.0, "scale": 0.1, "translation": 0.03},
-    "cord": {"base_filters": 4, "depth": 3, "dropout": 0.3, "patch": [96, 64, 16], "batch_size": 2},
-    "tumor": {"base_filters": 4, "depth": 3, "dropout": 0.3, "patch": [48, 32, 16], "stride": [32, 16, 16],
-              "batch_size": 8, "safety_factor": [1.2, 1.2, 1.0], "crop_from": "prediction"},
+    "cord": {"base_filters": 4, "downsamplings": 2, "dropout": 0.3, "patch": [96, 64, 16], "batch_size": 2},
+    "tumor": {"base_filters": 4, "downsamplings": 2, "dropout": 0.3, "patch": [48, 32, 16], "stride": [32, 16, 16],
+              "batch_size": 8, "safety_factor": {"si": 1.2, "ap": 1.2, "rl": 1.0}, "crop_from": "prediction"},
 }
 
 

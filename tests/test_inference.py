@@ -36,8 +36,13 @@ def test_outputs_land_on_the_native_t2w_grid(real_segmentation):
         assert set(np.unique(np.asanyarray(img.dataobj))) <= {0, 1}
         side = json.loads(p.with_name(p.name.replace(".nii.gz", ".json")).read_text())
         assert side["registration"]["method"].startswith("intensity") and "seconds" in side
-    m = {k: np.asanyarray(nib.load(p).dataobj) > 0 for k, p in paths.items()}
-    assert not (m["tumor"] & m["edema"]).any() and not (m["tumor"] & m["cavity"]).any()
+    # the paper's rule (each output on its own) may overlap; the exclusive alternative never does
+    assert seg.provenance["exclusive"] is False
+    alt = {k: v > 0 for k, v in seg.alternative.items()}
+    assert set(alt) == {"tumor", "edema", "cavity", "wholetumor"}
+    assert not (alt["tumor"] & alt["edema"]).any() and not (alt["tumor"] & alt["cavity"]).any()
+    assert not (alt["edema"] & alt["cavity"]).any()
+    assert (alt["tumor"] | alt["edema"] | alt["cavity"] <= alt["wholetumor"]).all()
 
 
 def test_cord_found_on_the_real_scan_overlaps_the_manual_cord(real_segmentation, sct_data):
@@ -59,13 +64,15 @@ def test_phantom_cascade_and_single_step(tiny_model_folder, small_cohort):
     casc = pred.segment(t2, load_image(b / f"{sub}_ce-gad_T1w.nii.gz"), SegmentOptions(cascade=True))
     single = pred.segment(t2, load_image(b / f"{sub}_ce-gad_T1w.nii.gz"), SegmentOptions(cascade=False, blend="gaussian", tta=True))
     assert casc.provenance["cascade"] and not single.provenance["cascade"]
-    full = [[0, n] for n in single.provenance["working_shape"]]
-    assert single.provenance["crop"] == full
+    # single step: no cord box; the network input holds the whole working grid (padded up to a patch)
+    assert single.provenance["crop"] is None
+    region = single.provenance["network_input_region"]
+    assert all(a <= 0 and b >= n for (a, b), n in zip(region, single.provenance["working_shape"]))
     if casc.provenance["cord_found"]:
-        assert casc.provenance["crop"] != full  # the cascade crops around the cord
+        assert casc.provenance["crop"] is not None  # the cascade crops around the cord
         assert not casc.provenance["cord_fallback_whole_fov"]
     else:  # no cord: the whole field of view, and the sidecar says so
-        assert casc.provenance["crop"] == full and casc.provenance["cord_fallback_whole_fov"]
+        assert casc.provenance["crop"] is None and casc.provenance["cord_fallback_whole_fov"]
     for seg in (casc, single):
         assert all(m.shape == t2.shape for m in seg.masks.values())
 
@@ -138,7 +145,7 @@ def test_demo_size_models_reach_expected_dice_and_the_crop_holds_every_structure
         t1 = load_image(paths["t1w"].replace("res_t1w", "t1_on_t2"))  # the T1w moved onto the T2w grid
         seg = pred.segment(t2, t1, SegmentOptions(register=False))
         assert seg.provenance["cord_found"], sub
-        shares = crop_contains(seg.provenance["crop"], {k: paths[k] for k in ("tumor", "edema", "cavity")})
+        shares = crop_contains(seg.provenance["network_input_region"], {k: paths[k] for k in ("tumor", "edema", "cavity")})
         assert all(v == 1.0 for v in shares.values()), (sub, shares)
         assert seg.provenance["working_shape"] == list(nib.load(paths["cord"]).shape)
         cord_gt = np.asanyarray(nib.load(Path(paths["t1w"]).parent / "cord.nii.gz").dataobj) > 0  # T2w grid
@@ -177,3 +184,53 @@ def test_light_install_has_no_torch_and_segments(tiny_model_folder, sct_data, tm
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert nib.load(tmp_path / "seg/t2_label-cord_mask.nii.gz").shape == nib.load(sct_data / "t2/t2.nii.gz").shape
+
+
+def test_training_and_inference_feed_the_networks_the_same_voxels(tiny_model_folder, preprocessed_small, small_cohort):
+    """The cord model sees the same centred patch and the tumor model the same windows of the same
+    region (real image around the grown cord box, up to one patch) in training and at inference:
+    the inputs `segment` passes to the ONNX sessions are recorded and compared with the training
+    crops built from the same working-grid images and the same cord mask."""
+    from helpers import TINY
+    from imsct.crops import paper_to_array, safety_to_array
+    from imsct.inference.postprocess import largest_component
+    from imsct.training.data import cord_crop, load_case, tumor_crop
+
+    key = sorted(preprocessed_small)[0]
+    paths = preprocessed_small[key]
+    case = load_case(key, paths)
+    sub = f"sub-{key}"
+    t2 = load_image(small_cohort / sub / "anat" / f"{sub}_T2w.nii.gz")
+    t1 = load_image(paths["t1w"].replace("res_t1w", "t1_on_t2"))
+    pred = Predictor(tiny_model_folder)
+    seen = {"cord": [], "tumor": []}
+    real_net = pred._net
+
+    def recording(i, kind):
+        net = real_net(i, kind)
+
+        def run(x):
+            seen[kind].append(x.copy())
+            return net(x)
+        return run
+
+    pred._net = recording
+    seg = pred.segment(t2, t1, SegmentOptions(register=False))
+    assert seg.provenance["working_shape"] == list(case.t2w.shape)
+
+    # cord model: one centred crop/pad of the whole working grid (paper 2.3), as in training
+    cpatch = paper_to_array(TINY["cord"]["patch"])
+    assert len(seen["cord"]) == 1 and seen["cord"][0].shape == (1, 1, *cpatch)
+    np.testing.assert_allclose(seen["cord"][0][0], cord_crop(case, cpatch).x.astype(np.float32), atol=2e-3)
+
+    # tumor model: the windows of the training crop built from the same cord mask
+    cord = largest_component(pred.cord_probability(case.t2w) >= pred.meta[0]["cord"]["threshold"])
+    assert cord.any()
+    patch, stride = paper_to_array(TINY["tumor"]["patch"]), paper_to_array(TINY["tumor"]["stride"])
+    crop = tumor_crop(case, cord, patch, stride, safety_to_array(TINY["tumor"]["safety_factor"]))
+    fed = np.concatenate(seen["tumor"])
+    train_patches = np.stack([x for x, _ in crop.patches()]).astype(np.float32)
+    assert fed.shape == train_patches.shape and fed.shape[2:] == patch
+    np.testing.assert_allclose(fed, train_patches, atol=2e-3)  # float16 storage in training
+    starts = seg.provenance["network_input_region"]
+    assert [b - a for a, b in starts] == list(crop.x.shape[1:])

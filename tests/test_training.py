@@ -17,7 +17,8 @@ import torch
 from imsct.models.unet3d import ModifiedUNet3D, count_parameters
 from imsct.phantom.cohort import participants_table, plan_cohort
 from imsct.splits import make_split, make_splits, split_table, write_splits
-from imsct.training.data import center_crop_pad, cord_bbox, sliding_patches, uncrop
+from imsct.crops import (center_crop_pad, cord_bbox, extract, safety_to_array, sliding_patches, tumor_region,
+                         tumor_region_size, uncrop)
 
 from helpers import TINY, split_sets  # noqa: E402
 
@@ -52,24 +53,42 @@ def test_splits_deterministic_and_written(tmp_path):
 
 
 # ---------------------------------------------------------------- network
-@pytest.mark.parametrize("shape", [(17, 33, 45), (16, 64, 128), (5, 9, 13)])
+@pytest.mark.parametrize("shape", [(17, 33, 45), (16, 64, 128), (5, 9, 33)])
 def test_unet_output_shape_matches_odd_inputs(shape):
-    m = ModifiedUNet3D(2, 4, base_filters=4, depth=4).eval()
+    m = ModifiedUNet3D(2, 4, base_filters=4, downsamplings=4).eval()
     with torch.no_grad():
         y = m(torch.randn(1, 2, *shape))
     assert y.shape == (1, 4, *shape)
     assert float(y.min()) >= 0 and float(y.max()) <= 1  # sigmoid
 
 
-def test_unet_parameter_counts():
-    small = count_parameters(ModifiedUNet3D(1, 1, 8, 4))
-    double = count_parameters(ModifiedUNet3D(1, 1, 16, 4))
-    assert 3.8 < double / small < 4.1  # convolutions scale with filters squared
-    deeper = count_parameters(ModifiedUNet3D(1, 1, 8, 5))
-    assert deeper > 3.5 * small  # a level deeper doubles filters again
-    m = ModifiedUNet3D(2, 4, 16, 4)
-    assert len(m.seg) + 1 == 3  # deep supervision: three segmentation layers summed
-    assert count_parameters(m) == 2_067_916  # pins the architecture; change deliberately
+# Counted on ivadomed 2.6.1's Modified3DUNet (ivadomed/models.py at tag v2.6.1, instantiated with
+# torch 2.13): Modified3DUNet(in_channel=2, out_channel=4, n_filters=16) has 7,125,216 trainable
+# parameters and Modified3DUNet(in_channel=1, out_channel=1, n_filters=8) 1,781,192. (ivadomed builds the
+# published 4-target tumor model with out_channel=5 and drops the first output after the sigmoid:
+# 7,125,440 parameters, 224 of them an untrained extra 1x1x1 output channel that imsct leaves out.)
+IVADOMED_TUMOR_PARAMETERS = 7_125_216
+IVADOMED_CORD_PARAMETERS = 1_781_192
+
+
+def test_unet_matches_ivadomed_published_topology():
+    tumor = ModifiedUNet3D(2, 4, base_filters=16, downsamplings=4)
+    cord = ModifiedUNet3D(1, 1, base_filters=8, downsamplings=4)
+    assert count_parameters(tumor) == IVADOMED_TUMOR_PARAMETERS
+    assert count_parameters(cord) == IVADOMED_CORD_PARAMETERS
+    # four stride-2 convolutions: a 32-voxel right-left patch reaches 2 voxels at the bottom
+    strided = [m for m in tumor.modules() if isinstance(m, torch.nn.Conv3d) and m.stride == (2, 2, 2)]
+    assert len(strided) == 4 and tumor.size_multiple == 16
+    # deep supervision: segmentation layers at 1/4 and 1/2 resolution plus the full-resolution one
+    assert sorted(tumor.ds_levels) == [1, 2]
+    # no affine instance norm and no biases, as in ivadomed: every parameter is a convolution kernel
+    assert all(p.ndim == 5 for p in tumor.parameters())
+    # the paper's bottom for a 128x128x32 patch is 8x8x2
+    feats = []
+    tumor.context[-1].register_forward_hook(lambda m, i, o: feats.append(o.shape))
+    with torch.no_grad():
+        tumor.eval()(torch.randn(1, 2, 32, 128, 128))
+    assert feats[0] == (1, 256, 2, 8, 8)
 
 
 def test_crop_helpers_round_trip():
@@ -78,15 +97,45 @@ def test_crop_helpers_round_trip():
     assert c.shape == (8, 4, 7)
     back = uncrop(c, starts, a.shape)
     assert np.array_equal(back[:, 1:5], a[:, 1:5])
-    m = np.zeros((20, 30, 40), np.uint8)
-    m[8:12, 10:20, 5:35] = 1
-    box = cord_bbox(m, (1.2, 1.2, 1.0))
-    assert box[2] == slice(5, 35) and box[0].stop - box[0].start >= 5
     patches = sliding_patches((20, 30, 40), (16, 16, 16), (8, 8, 16))
     covered = np.zeros((20, 30, 40), bool)
     for p in patches:
         covered[p] = True
     assert covered.all()
+
+
+def test_safety_factor_grows_superior_inferior_and_anterior_posterior_not_right_left():
+    """ivadomed's (1.2, 1.2, 1.0) is height x width x depth of a sagittal image: SI x1.2, AP x1.2,
+    RL x1.0. Array axes are (x RL, y AP, z SI); the box spans none of the image."""
+    m = np.zeros((40, 60, 200), np.uint8)
+    m[15:25, 20:40, 50:150] = 1  # RL 10, AP 20, SI 100 voxels
+    sf = safety_to_array({"si": 1.2, "ap": 1.2, "rl": 1.0})
+    assert sf == (1.0, 1.2, 1.2)
+    box = cord_bbox(m, sf)
+    assert box[0] == slice(15, 25)  # right-left unchanged
+    assert box[1] == slice(18, 42)  # anterior-posterior 20 -> 24, about the centre
+    assert box[2] == slice(40, 160)  # superior-inferior 100 -> 120, about the centre
+    with pytest.raises(ValueError, match="si"):
+        safety_to_array({"ap": 1.2, "rl": 1.0})
+
+
+def test_tumor_region_takes_real_image_up_to_a_patch_and_pads_only_past_the_image():
+    shape = (30, 100, 200)
+    box = (slice(10, 18), slice(40, 60), slice(20, 180))  # RL 8, AP 20, SI 160
+    patch = (16, 64, 64)
+    starts, size = tumor_region(box, shape, patch), tumor_region_size(box, shape, patch)
+    assert size == (16, 64, 160)  # max(box, patch)
+    assert starts == (6, 18, 20)  # centred on the box
+    # near the image border the region shifts inside the image instead of padding
+    box2 = (slice(0, 6), slice(90, 100), slice(0, 50))
+    s2 = tumor_region(box2, shape, patch)
+    assert s2 == (0, 36, 0)
+    # an image smaller than the patch is zero-padded, centred
+    s3 = tumor_region(None, (10, 100, 200), patch)
+    assert s3[0] == -3
+    img = np.random.default_rng(0).normal(size=(10, 100, 200)).astype(np.float32)
+    x = extract(img, s3, tumor_region_size(None, (10, 100, 200), patch))
+    assert x.shape == (16, 100, 200) and np.array_equal(x[3:13], img) and not x[:3].any() and not x[13:].any()
 
 
 # ---------------------------------------------------------------- training

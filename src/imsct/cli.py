@@ -131,7 +131,9 @@ def cmd_train(args) -> int:
     from .config import load_config
     from .training.jobs import train_cord_model, train_tumor_model
 
-    cfg = load_config(args.config)["training"]
+    full = load_config(args.config)
+    cfg = full["training"]
+    cfg["spacing_mm"] = list(full["preprocess"]["spacing_mm"])
     if args.device:
         cfg["device"] = args.device
     split = pd.read_csv(args.split, sep="\t", dtype=str)
@@ -140,6 +142,8 @@ def cmd_train(args) -> int:
     sets = {w: {pid[4:]: working_grid_paths(args.preprocessed, pid[4:]) for pid in split.loc[split["set"] == w, "participant_id"]} for w in ("train", "val")}
     if args.model == "cord":
         summary = train_cord_model(sets["train"], sets["val"], args.out, cfg)
+    elif args.model == "single":
+        summary = train_tumor_model(sets["train"], sets["val"], args.out, cfg, single_step=True)
     else:
         summary = train_tumor_model(sets["train"], sets["val"], args.out, cfg, args.cord_model)
     print(f"{args.model} model: best epoch {summary['best_epoch']}, validation loss {summary['best_val_loss']:.4f} -> {args.out}")
@@ -156,7 +160,8 @@ def cmd_segment(args) -> int:
         name, _, value = item.partition("=")
         min_vol[name] = float(value) * 1000.0  # cm3 -> mm3
     opts = SegmentOptions(cascade=not args.no_cascade, blend=args.blend, tta=args.tta, register=not args.no_register,
-                          threshold=args.threshold, cord_threshold=args.cord_threshold, min_volume_mm3=min_vol)
+                          threshold=args.threshold, cord_threshold=args.cord_threshold, min_volume_mm3=min_vol,
+                          exclusive=None if args.classes is None else args.classes == "exclusive")
     predictor = Predictor(args.model, device=args.device, threads=args.threads)
     seg = predictor.segment(t2, t1, opts)
     paths = write_segmentation(seg, args.t2, args.out)
@@ -251,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_splits)
 
     t = sub.add_parser("train", help="train the cord or the tumor model on one split")
-    t.add_argument("--model", choices=("cord", "tumor"), required=True)
+    t.add_argument("--model", choices=("cord", "tumor", "single"), required=True,
+                   help="single = the single-step baseline: the tumor model on the whole image (paper 2.6.2)")
     t.add_argument("--split", required=True, help="split-XX.tsv")
     t.add_argument("--preprocessed", required=True, help="folder of the preprocessing outputs (results/preprocess)")
     t.add_argument("--out", required=True, help="model folder (resumes from its last.pt)")
@@ -275,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--threshold", type=float, help="tumor classes (default: the model folder's, 0.5)")
     g.add_argument("--cord-threshold", type=float, help="cord model (default: the model folder's)")
     g.add_argument("--min-volume", nargs="*", metavar="CLASS=CM3", help="e.g. tumor=0.2 edema=0.5")
+    g.add_argument("--classes", choices=("independent", "exclusive"),
+                   help="independent: each output thresholded on its own (the paper); exclusive: a voxel in several "
+                        "of tumor, edema, cavity goes to the most specific (default: the model folder's)")
     g.set_defaults(func=cmd_segment)
 
     m = sub.add_parser("metrics", help="compare a predicted mask with a ground truth (the paper's metrics)")

@@ -95,6 +95,20 @@ SPLIT_TABLES = dict(
 
 
 PRED_CLASSES = ["tumor", "edema", "cavity", "wholetumor", "cord"]
+# The single-step baseline (paper 2.6.2) is trained on these splits only (the paper: one).
+SINGLE_SPLITS = [
+    f"{i:02d}" for i in config["training"]["single_step"]["splits"] if i < config["splits"]["n"]
+]
+# Each prediction is written with the configured class rule and, beside it, the other one
+# (exclusive classes vs each output thresholded on its own), so the report can compare them.
+ALT_RULE = "independent" if config["postprocess"]["exclusive"] else "exclusive"
+
+
+def split_modes(split):
+    """Inference modes of a split: the cascade, the single-step baseline where it was trained, and
+    each with the other class rule (``<mode>-<ALT_RULE>``)."""
+    modes = ["cascade"] + (["single"] if split in SINGLE_SPLITS else [])
+    return modes + [f"{m}-{ALT_RULE}" for m in modes]
 
 
 def split_members(split, which):
@@ -192,11 +206,11 @@ def get_evaluate_inputs(wildcards):
         files[f"{key}_gt"] = list(s["gt"].values())
         files[f"{key}_cord"] = s["cord_gt"]
         files[f"{key}_work"] = list(s["working_labels"].values())
-        files[f"{key}_pred"] = expand(
-            f"{RESULTS}/predictions/split-{wildcards.split}/{{mode}}/sub-{key}_label-{{cls}}_mask.nii.gz",
-            mode=["cascade", "single"],
-            cls=PRED_CLASSES,
-        )
+        for mode in split_modes(wildcards.split):
+            files[f"{key}_pred_{mode}"] = expand(
+                f"{RESULTS}/predictions/split-{wildcards.split}/{mode}/sub-{key}_label-{{cls}}_mask.nii.gz",
+                cls=PRED_CLASSES if "-" not in mode else PRED_CLASSES[:4],
+            )
     return files
 
 
@@ -224,12 +238,14 @@ def get_report_inputs(wildcards):
             f"{RESULTS}/models/split-{{split}}/{{m}}/log.tsv",
             split=SPLITS,
             m=["cord", "tumor"],
-        ),
+        )
+        + expand(f"{RESULTS}/models/split-{{split}}/single/log.tsv", split=SINGLE_SPLITS),
         "metrics": f"{ev}/metrics.tsv",
         "table4": f"{ev}/table4.tsv",
         "per_type": f"{ev}/per_type.tsv",
         "cascade": f"{ev}/cascade_vs_single.tsv",
         "summary": f"{ev}/summary.json",
+        "postprocess": f"{ev}/class_rules.tsv",
         "t1w": [s["t1w"] for s in get_report_subjects().values()],
     }
 
@@ -248,10 +264,13 @@ def get_final_outputs():
     outs += [f"{RESULTS}/splits/summary.tsv"]
     outs += expand(f"{RESULTS}/models/split-{{split}}/tumor/summary.json", split=SPLITS)
     outs += expand(f"{RESULTS}/models/split-{{split}}/onnx/model.json", split=SPLITS)
+    outs += expand(
+        f"{RESULTS}/models/split-{{split}}/onnx-single/model.json", split=SINGLE_SPLITS
+    )
     for split in SPLITS:
         outs += expand(
             f"{RESULTS}/predictions/split-{split}/{{mode}}/sub-{{subject}}_label-wholetumor_mask.nii.gz",
-            mode=["cascade", "single"],
+            mode=[m for m in split_modes(split) if "-" not in m],
             subject=split_members(split, "test"),
         )
     outs += [f"{RESULTS}/evaluation/summary.md", f"{RESULTS}/report/index.html"]

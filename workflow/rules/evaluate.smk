@@ -14,6 +14,7 @@ rule evaluate:
     params:
         subjects=get_evaluate_subjects,
         pred_root=f"{RESULTS}/predictions/split-{{split}}",
+        modes=lambda wc: split_modes(wc.split),
         overlap_mm3=config["evaluation"]["overlap_mm3"],
     script:
         "../scripts/evaluate.py"
@@ -21,7 +22,12 @@ rule evaluate:
 
 rule aggregate:
     input:
-        expand(f"{RESULTS}/evaluation/split-{{split}}.tsv", split=SPLITS),
+        tsv=expand(f"{RESULTS}/evaluation/split-{{split}}.tsv", split=SPLITS),
+        train_logs=expand(
+            f"{RESULTS}/models/split-{{split}}/{{m}}/log.tsv",
+            split=SINGLE_SPLITS,
+            m=["tumor", "single"],
+        ),
     output:
         metrics=f"{RESULTS}/evaluation/metrics.tsv",
         table4=f"{RESULTS}/evaluation/table4.tsv",
@@ -29,6 +35,7 @@ rule aggregate:
         per_type=f"{RESULTS}/evaluation/per_type.tsv",
         cascade=f"{RESULTS}/evaluation/cascade_vs_single.tsv",
         summary=f"{RESULTS}/evaluation/summary.json",
+        postprocess=f"{RESULTS}/evaluation/class_rules.tsv",
     log:
         f"{LOGS}/evaluate/aggregate.log",
     conda:

@@ -16,5 +16,27 @@ rule export:
     params:
         training=config["training"],
         spacing=config["preprocess"]["spacing_mm"],
+        postprocess=config["postprocess"],
+    script:
+        "../scripts/export.py"
+
+
+# The single-step baseline's model folder: the same cord model, the whole-image tumor model.
+rule export_single:
+    input:
+        cord=rules.train_cord.output.model,
+        tumor=rules.train_single.output.model,
+    output:
+        cord=f"{RESULTS}/models/split-{{split}}/onnx-single/cord.onnx",
+        tumor=f"{RESULTS}/models/split-{{split}}/onnx-single/tumor.onnx",
+        meta=f"{RESULTS}/models/split-{{split}}/onnx-single/model.json",
+    log:
+        f"{LOGS}/export/split-{{split}}_single.log",
+    conda:
+        "../../environment.yml"
+    params:
+        training=config["training"],
+        spacing=config["preprocess"]["spacing_mm"],
+        postprocess=config["postprocess"],
     script:
         "../scripts/export.py"

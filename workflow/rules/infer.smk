@@ -1,16 +1,24 @@
-# Each split's models on that split's test subjects, cascaded and single-step (paper section 3.3).
-# The T1w comes already registered from preprocessing, so inference does not register it again.
+# Each split's models on that split's test subjects: the cascade, and the single-step baseline where
+# it was trained (paper section 3.3). The T1w comes already registered from preprocessing, so
+# inference does not register it again. Each job writes the configured class rule's masks and,
+# in <mode>-<ALT_RULE>/, the other rule's.
 
 
 rule infer:
     input:
         t2w=lambda wc: subject_inputs(wc.subject)["t2w"],
         t1w=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_space-T2w_desc-registered_T1w.nii.gz",
-        model=f"{RESULTS}/models/split-{{split}}/onnx/model.json",
+        model=lambda wc: f"{RESULTS}/models/split-{wc.split}/"
+        + ("onnx" if wc.mode == "cascade" else "onnx-single")
+        + "/model.json",
     output:
         masks=expand(
             f"{RESULTS}/predictions/split-{{{{split}}}}/{{{{mode}}}}/sub-{{{{subject}}}}_label-{{cls}}_mask.nii.gz",
             cls=PRED_CLASSES,
+        ),
+        alt=expand(
+            f"{RESULTS}/predictions/split-{{{{split}}}}/{{{{mode}}}}-{ALT_RULE}/sub-{{{{subject}}}}_label-{{cls}}_mask.nii.gz",
+            cls=PRED_CLASSES[:4],
         ),
     log:
         f"{LOGS}/infer/split-{{split}}_{{mode}}_sub-{{subject}}.log",

@@ -24,7 +24,9 @@ rule report:
         subjects=get_report_subjects,
         training_logs={
             s: {
-                m: f"{RESULTS}/models/split-{s}/{m}/log.tsv" for m in ("cord", "tumor")
+                m: f"{RESULTS}/models/split-{s}/{m}/log.tsv"
+                for m in ("cord", "tumor", "single")
+                if m != "single" or s in SINGLE_SPLITS
             }
             for s in SPLITS
         },

@@ -47,6 +47,7 @@ rule train_cord:
     params:
         subjects=get_training_subjects,
         training=config["training"],
+        spacing=config["preprocess"]["spacing_mm"],
     script:
         "../scripts/train.py"
 
@@ -80,5 +81,42 @@ rule train_tumor:
     params:
         subjects=get_training_subjects,
         training=config["training"],
+        spacing=config["preprocess"]["spacing_mm"],
+    script:
+        "../scripts/train.py"
+
+
+# The single-step baseline (paper 2.6.2): the tumor model trained on the whole image, no cord crop.
+rule train_single:
+    input:
+        split=f"{RESULTS}/splits/split-{{split}}.tsv",
+        images=get_training_inputs,
+    output:
+        model=f"{RESULTS}/models/split-{{split}}/single/best.pt",
+        summary=f"{RESULTS}/models/split-{{split}}/single/summary.json",
+        log_tsv=f"{RESULTS}/models/split-{{split}}/single/log.tsv",
+        curve=report(
+            f"{RESULTS}/models/split-{{split}}/single/loss.png",
+            caption="../report/training.rst",
+            category="Training",
+            subcategory="split {split}",
+        ),
+    log:
+        f"{LOGS}/train/split-{{split}}_single.log",
+    benchmark:
+        f"{BENCH}/train/split-{{split}}_single.tsv"
+    wildcard_constraints:
+        split="|".join(SINGLE_SPLITS) or "none",
+    conda:
+        "../../environment.yml"
+    threads: config["training"]["threads"]
+    resources:
+        gpu=config["training"]["resources"]["gpu"],
+        mem_mb=config["training"]["resources"]["mem_mb"],
+        runtime=config["training"]["resources"]["runtime"],
+    params:
+        subjects=get_training_subjects,
+        training=config["training"],
+        spacing=config["preprocess"]["spacing_mm"],
     script:
         "../scripts/train.py"

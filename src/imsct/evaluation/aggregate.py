@@ -62,8 +62,27 @@ def per_type(df: pd.DataFrame, mode: str = "cascade", metric: str = "dice") -> p
     return table
 
 
-def cascade_vs_single(df: pd.DataFrame) -> pd.DataFrame:
-    """Dice per class and inference time per subject, cascaded vs single-step (paper section 3.3)."""
+def seconds_per_epoch(train_logs: list[str]) -> dict[str, float]:
+    """Mean training seconds per epoch of the cascade's tumor model and of the single-step model,
+    from their ``log.tsv`` files (``.../split-XX/{tumor,single}/log.tsv``)."""
+    from pathlib import Path
+
+    out: dict[str, list] = {}
+    for p in train_logs:
+        kind = Path(p).parent.name
+        log = pd.read_csv(p, sep="\t")
+        if len(log):
+            out.setdefault("cascade" if kind == "tumor" else kind, []).append(float(log["seconds"].mean()))
+    return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def cascade_vs_single(df: pd.DataFrame, train_logs: list[str] | None = None) -> pd.DataFrame:
+    """Dice per class, inference time per subject and training seconds per epoch, cascaded vs
+    single-step (paper section 3.3), on the splits where the single-step model was trained (the same
+    test subjects for both)."""
+    splits = set(df.loc[df["mode"] == "single", "split"])
+    df = df[df["split"].isin(splits)]
+    epochs = seconds_per_epoch(train_logs or [])
     rows = {}
     for mode in ("cascade", "single"):
         sub = df[df["mode"] == mode]
@@ -74,7 +93,25 @@ def cascade_vs_single(df: pd.DataFrame) -> pd.DataFrame:
                for c in CLASSES if (c, "dice") in d.index}
         t = across_splits(sub[sub["class"] == "wholetumor"], [], ("seconds",))
         row[LABELS["seconds"]] = fmt(t["mean"].iloc[0], t["std"].iloc[0], False)
+        row["Training time per epoch (s)"] = f"{epochs[mode]:.1f}" if mode in epochs else "n/a"
+        row["Splits"] = ", ".join(sorted(splits))
         rows[mode] = row
+    return pd.DataFrame(rows)
+
+
+def class_rules(df: pd.DataFrame) -> pd.DataFrame:
+    """Dice per class with each sigmoid output thresholded on its own (the paper) and with exclusive
+    classes (most specific wins), for every mode that has both."""
+    rows = {}
+    for mode in sorted(m for m in df["mode"].unique() if "-" not in m):
+        for sub_mode in (mode, *[m for m in df["mode"].unique() if m.startswith(mode + "-")]):
+            sub = df[df["mode"] == sub_mode]
+            if sub.empty:
+                continue
+            rule = "exclusive" if bool(sub["exclusive"].astype(str).str.lower().eq("true").all()) else "independent"
+            d = across_splits(sub, ["class"], ("dice",))
+            rows[f"{mode}, {rule}"] = {f"Dice {c}": fmt(d.loc[(c, "dice"), "mean"], d.loc[(c, "dice"), "std"], True)
+                                       for c in CLASSES if (c, "dice") in d.index}
     return pd.DataFrame(rows)
 
 
@@ -90,6 +127,15 @@ def cascade_summary(df: pd.DataFrame) -> dict:
             "cord_not_found": int(sub["cord_fallback"].astype(bool).sum()) if "cord_fallback" in sub else 0}
 
 
+def _mean_dice(df: pd.DataFrame, mode: str, cls: str) -> float | None:
+    """Mean over splits of each split's mean test Dice (Table 4's figure), as a fraction."""
+    sub = df[(df["mode"] == mode) & (df["class"] == cls)]
+    if sub.empty:
+        return None
+    v = across_splits(sub, [], ("dice",))["mean"]
+    return float(v.iloc[0]) if len(v) and np.isfinite(v.iloc[0]) else None
+
+
 def to_markdown(table: pd.DataFrame, index_name: str = "") -> str:
     """A GitHub Markdown table, written here to avoid the optional `tabulate` dependency of pandas."""
     cols = [index_name, *map(str, table.columns)]
@@ -99,7 +145,7 @@ def to_markdown(table: pd.DataFrame, index_name: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_tables(split_tsvs: list[str], out: dict[str, str]) -> dict:
+def write_tables(split_tsvs: list[str], out: dict[str, str], train_logs: list[str] | None = None) -> dict:
     """Read the per-split evaluation tables; write the long table (``metrics``), Table 4 (``table4``),
     per tumor type (``per_type``), cascade vs single (``cascade``), all of them as Markdown
     (``markdown``) and the cascade summary (``summary``, JSON)."""
@@ -107,12 +153,16 @@ def write_tables(split_tsvs: list[str], out: dict[str, str]) -> dict:
 
     df = pd.concat([pd.read_csv(p, sep="\t", dtype={"split": str, "subject": str}) for p in split_tsvs],
                    ignore_index=True)
-    t4, pt, cs = table4(df), per_type(df), cascade_vs_single(df)
+    t4, pt, cs = table4(df), per_type(df), cascade_vs_single(df, train_logs)
+    rules = class_rules(df)
     summary = {"splits": int(df["split"].nunique()), **cascade_summary(df)}
     write_tsv(df, out["metrics"])
     write_tsv(t4.rename_axis("metric").reset_index(), out["table4"])
     write_tsv(pt.rename_axis("tumor_type").reset_index(), out["per_type"])
     write_tsv(cs.rename_axis("measure").reset_index(), out["cascade"])
+    if "postprocess" in out:
+        write_tsv(rules.rename_axis("measure").reset_index(), out["postprocess"])
+    summary["dice_mean"] = {c: _mean_dice(df, "cascade", c) for c in CLASSES}
     write_json(summary, out["summary"])
     inc = summary["crop_inclusion_rate"]
     md = [f"# Evaluation over {summary['splits']} split(s), {summary['test_cases']} test cases\n",
@@ -120,6 +170,8 @@ def write_tables(split_tsvs: list[str], out: dict[str, str]) -> dict:
           "## Table 4: cascaded model\n", to_markdown(t4, "metric"),
           "\n## Dice per tumor type\n", to_markdown(pt, "tumor type"),
           "\n## Cascade vs single step\n", to_markdown(cs, "measure"),
+          "\n## Class rule: each output thresholded on its own (paper) vs exclusive classes\n",
+          to_markdown(rules, "measure"),
           f"\nCascade crop held every ground-truth structure in "
           f"{'n/a' if inc is None else f'{100 * inc:.1f}%'} of test cases (paper: 99.4%); "
           f"cord not found in {summary['cord_not_found']}.\n"]

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import load_image, same_grid
-from ..training.data import CLASSES  # tumor, edema, cavity, wholetumor: the tumor model's outputs
+from ..crops import CLASSES  # tumor, edema, cavity, wholetumor: the tumor model's outputs
 from .metrics import DEFAULT_OVERLAP_MM3, compare, voxel_volume_mm3
 
 STRUCTURES = CLASSES[:3]
@@ -28,13 +28,17 @@ def prediction_paths(pred_dir, base: str) -> dict[str, Path]:
     return {c: Path(pred_dir) / f"{base}_label-{c}_mask.nii.gz" for c in (*CLASSES, "cord")}
 
 
-def crop_contains(crop: list[list[int]], working_labels: dict[str, str]) -> dict:
-    """Share of each ground-truth structure (on the working grid) inside the cascade crop."""
+def crop_contains(crop: list[list[int]] | None, working_labels: dict[str, str]) -> dict:
+    """Share of each ground-truth structure (on the working grid) inside the cascade crop: the region
+    the tumor model saw (``[start, stop]`` per axis, may reach past the image; None = everything)."""
     out = {}
     for name, path in working_labels.items():
         m = _mask(path)
         inside = np.zeros_like(m)
-        inside[tuple(slice(a, b) for a, b in crop)] = True
+        if crop is None:
+            inside[...] = True
+        else:
+            inside[tuple(slice(max(a, 0), max(b, 0)) for a, b in crop)] = True
         n = int(m.sum())
         out[name] = 1.0 if n == 0 else float((m & inside).sum() / n)
     return out
@@ -58,14 +62,14 @@ def evaluate_subject(gt: dict[str, str], pred_dir, base: str, cord_gt: str | Non
     for c in CLASSES:
         rows.append({"class": c, **compare(g[c], _mask(preds[c], ref), voxel, overlap_mm3)})
     side = json.loads(preds["wholetumor"].with_suffix("").with_suffix(".json").read_text())
-    info = {"cascade": bool(side["cascade"]), "cord_found": bool(side["cord_found"]),
+    info = {"cascade": bool(side["cascade"]), "exclusive": bool(side.get("exclusive", False)), "cord_found": bool(side["cord_found"]),
             "cord_fallback": bool(side["cord_fallback_whole_fov"]),
             "seconds": float(sum(v for k, v in side["seconds"].items() if k != "register")),
             "cord_dice": None, "crop_contains_all": None}
     if cord_gt is not None:
         info["cord_dice"] = compare(_mask(cord_gt, ref), _mask(preds["cord"], ref), voxel)["dice"]
     if working_labels is not None and side["cascade"]:
-        shares = crop_contains(side["crop"], working_labels)
+        shares = crop_contains(side.get("network_input_region", side["crop"]), working_labels)
         info.update({f"crop_share_{k}": v for k, v in shares.items()})
         info["crop_contains_all"] = all(v >= 1.0 for v in shares.values())
     return pd.DataFrame(rows), info
@@ -78,11 +82,13 @@ def evaluate_split(split: str, subjects: dict[str, dict], pred_root, overlap_mm3
     frames = []
     for key, s in subjects.items():
         for mode in modes:
-            rows, info = evaluate_subject(s["gt"], Path(pred_root) / mode, f"sub-{key}", s.get("cord_gt"),
-                                          s.get("working_labels"), overlap_mm3)
+            variant = "-" in mode  # <mode>-<class rule>: tumor classes only, the crop is its mode's
+            rows, info = evaluate_subject(s["gt"], Path(pred_root) / mode, f"sub-{key}",
+                                          None if variant else s.get("cord_gt"),
+                                          None if variant else s.get("working_labels"), overlap_mm3)
             info.pop("cascade")
-            frames.append(rows.assign(split=split, subject=key, mode=mode, tumor_type=s.get("tumor_type", "n/a"),
-                                      **info))
+            frames.append(rows.assign(split=split, subject=key, mode=mode, exclusive=info.pop("exclusive"),
+                                      tumor_type=s.get("tumor_type", "n/a"), **info))
     cols = ["split", "subject", "tumor_type", "mode", "class"]
     df = pd.concat(frames, ignore_index=True)
     return df[cols + [c for c in df.columns if c not in cols]]

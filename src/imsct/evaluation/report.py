@@ -112,8 +112,9 @@ def registration_section(reg: pd.DataFrame) -> str:
 
 
 def training_section(logs: dict[str, dict[str, str]]) -> str:
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for ax, kind in zip(axes, ("cord", "tumor")):
+    kinds = [k for k in ("cord", "tumor", "single") if any(k in paths for paths in logs.values())]
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 3.8))
+    for ax, kind in zip(axes, kinds):
         for k, (split, paths) in enumerate(sorted(logs.items())):
             if kind not in paths or not Path(paths[kind]).is_file():
                 continue
@@ -121,7 +122,8 @@ def training_section(logs: dict[str, dict[str, str]]) -> str:
             c = plt.cm.tab10(k % 10)
             ax.plot(h["epoch"], h["train_loss"], color=c, lw=1, ls="--")
             ax.plot(h["epoch"], h["val_loss"], color=c, lw=1.5, label=f"split {split}")
-        ax.set(title=f"{kind} model (dashed: training, solid: validation)", xlabel="epoch", ylabel="loss")
+        name = "single-step tumor" if kind == "single" else kind
+        ax.set(title=f"{name} model (dashed: training, solid: validation)", xlabel="epoch", ylabel="loss")
         ax.legend(fontsize=7, ncol=2)
     return _img(_png(fig), "Training and validation loss per split")
 
@@ -259,6 +261,12 @@ def build_report(inp: ReportInputs, out_html, figures_dir=None) -> Path:
             + f"<p>The cascade crop held every ground-truth structure in {'n/a' if inc is None else f'{100 * inc:.1f}%'} "
               f"of {summary['test_cases']} test cases (paper: 99.4%); cord localisation Dice against the 30 mm mask "
               f"{'n/a' if cd is None else f'{cd:.3f}'}; cord not found in {summary['cord_not_found']} case(s).</p>"),
+        "Class rule": (
+            "<p>Dice (%) with each sigmoid output thresholded at 0.5 on its own (the paper, section 2.5) and "
+            "with exclusive classes (a voxel above threshold in several of tumor, edema and cavity goes to the "
+            "most specific: tumor, then cavity, then edema); <code>postprocess.exclusive</code> picks the one "
+            "the model folders use.</p>"
+            + (_table(pd.read_csv(ev["postprocess"], sep="\t", index_col=0)) if ev.get("postprocess") else "<p>n/a</p>")),
         "Examples": examples_section(df, inp.subjects, inp.predictions),
     }
     nav = "".join(f'<a href="#s{i}">{html.escape(k)}</a>' for i, k in enumerate(sections))

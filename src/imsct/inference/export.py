@@ -4,7 +4,7 @@ computes: the export fails unless onnxruntime matches PyTorch on random inputs o
 
 torch 2.13's default exporter is the dynamo one (needs onnxscript, ~17 s); the TorchScript exporter
 (``dynamo=False``, opset 17) exports this network in under a second. The internal padding to a
-multiple of 2**(depth-1) is done by the inference code, so the exported graph is the core network.
+multiple of 2**downsamplings is done by the inference code, so the exported graph is the core network.
 """
 
 from __future__ import annotations
@@ -72,11 +72,24 @@ def export_onnx(model: ModifiedUNet3D, in_channels: int, path, atol: float = 1e-
     return {"max_abs_diff": worst, "tested_shapes": [list(s) for s in shapes], "opset": OPSET, "sha256": sha256(path)}
 
 
-POSTPROCESS = {"threshold": 0.5, "fill_holes": True,
+# Paper section 2.5: threshold 0.5, holes filled, tumor < 0.2 cm3 and edema, cavity < 0.5 cm3 removed;
+# each output on its own (exclusive: False). The workflow's `postprocess` config section overrides it.
+POSTPROCESS = {"threshold": 0.5, "fill_holes": True, "exclusive": False,
                "min_volume_mm3": {"tumor": 200.0, "edema": 500.0, "cavity": 500.0, "wholetumor": 0.0}}
 
 
-def export_model_folder(cord_pt, tumor_pt, out_dir, split: str, spacing_si_ap_rl=(1.0, 1.0, 2.0)) -> dict:
+def postprocess_from_config(section: dict | None) -> dict:
+    """The model folder's postprocess entry from the config's ``postprocess`` section (cm3 -> mm3)."""
+    if not section:
+        return dict(POSTPROCESS)
+    vol = section.get("min_volume_cm3", {})
+    return {"threshold": float(section.get("threshold", 0.5)), "fill_holes": bool(section.get("fill_holes", True)),
+            "exclusive": bool(section.get("exclusive", False)),
+            "min_volume_mm3": {**POSTPROCESS["min_volume_mm3"], **{k: float(v) * 1000 for k, v in vol.items()}}}
+
+
+def export_model_folder(cord_pt, tumor_pt, out_dir, split: str, spacing_si_ap_rl=(1.0, 1.0, 2.0),
+                        postprocess: dict | None = None) -> dict:
     """A self-contained model folder: ``cord.onnx``, ``tumor.onnx`` and ``model.json`` with everything
     inference needs (grid, orientation, patches, safety factor, classes, channel order,
     normalisation, thresholds, split, package version, file hashes)."""
@@ -88,23 +101,28 @@ def export_model_folder(cord_pt, tumor_pt, out_dir, split: str, spacing_si_ap_rl
             "spacing_si_ap_rl_mm": list(spacing_si_ap_rl), "orientation": "RAS",
             "array_axes": "x right-left, y anterior-posterior, z superior-inferior",
             "normalisation": "z-score per image (mean 0, sd 1) on the working grid",
-            "channels": ["T2w", "T1w"], "postprocess": POSTPROCESS}
+            "channels": ["T2w", "T1w"], "postprocess": postprocess or dict(POSTPROCESS)}
     for kind, pt in (("cord", cord_pt), ("tumor", tumor_pt)):
         model, cfg = load_model(pt)
         report = export_onnx(model, cfg["in_channels"], out / f"{kind}.onnx")
         meta[kind] = {"file": f"{kind}.onnx", "sha256": report.pop("sha256"), "classes": list(cfg["class_names"]),
-                      "in_channels": cfg["in_channels"], "base_filters": cfg["base_filters"], "depth": cfg["depth"],
+                      "in_channels": cfg["in_channels"], "base_filters": cfg["base_filters"],
+                      "downsamplings": cfg["downsamplings"],
                       "size_multiple": model.size_multiple, "threshold": 0.5, "parity": report,
                       "checkpoint_sha256": sha256(pt)}
     return meta
 
 
-def write_model_folder(cord_pt, tumor_pt, out_dir, split: str, training_cfg: dict, spacing_si_ap_rl=(1.0, 1.0, 2.0)) -> Path:
+def write_model_folder(cord_pt, tumor_pt, out_dir, split: str, training_cfg: dict, spacing_si_ap_rl=(1.0, 1.0, 2.0),
+                       postprocess_cfg: dict | None = None, single_step: bool = False) -> Path:
+    """``single_step``: the tumor checkpoint is the whole-image baseline (paper 2.6.2); inference then
+    runs it on the whole image."""
     from ..io import write_json
 
-    meta = export_model_folder(cord_pt, tumor_pt, out_dir, split, spacing_si_ap_rl)
+    meta = export_model_folder(cord_pt, tumor_pt, out_dir, split, spacing_si_ap_rl, postprocess_from_config(postprocess_cfg))
     meta["cord"]["patch_si_ap_rl"] = list(training_cfg["cord"]["patch"])
     t = training_cfg["tumor"]
     meta["tumor"].update({"patch_si_ap_rl": list(t["patch"]), "stride_si_ap_rl": list(t["stride"]),
-                          "safety_factor_rl_ap_si": list(t["safety_factor"])})
+                          "safety_factor": {k: float(t["safety_factor"][k]) for k in ("si", "ap", "rl")},
+                          "input": "whole_image" if single_step else "cord_crop"})
     return write_json(meta, Path(out_dir) / "model.json")

@@ -7,7 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 
-MODEL_FORMAT = "imsct-model/1"
+MODEL_FORMAT = "imsct-model/2"  # 2: published U-Net topology, named safety-factor axes
 
 
 def sha256(path) -> str:

@@ -26,3 +26,37 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     counts = np.bincount(labels.ravel())
     counts[0] = 0
     return labels == counts.argmax()
+
+
+def postprocess_classes(prob: np.ndarray, voxel_mm3: float, threshold: float = 0.5, fill_holes: bool = True,
+                        min_volume_mm3: dict | None = None, exclusive: bool = False) -> dict[str, np.ndarray]:
+    """Binary masks from the tumor model's sigmoid outputs (``prob``: tumor, edema, cavity, whole tumor),
+    paper section 2.5: each output thresholded on its own, holes filled, objects smaller than the
+    class's minimum volume (mm3) removed.
+
+    ``exclusive`` (off in the paper) then gives a voxel above threshold in several of tumor, edema
+    and cavity to the most specific one: tumor core, then cavity, then the edema that surrounds them
+    (labels are exclusive, the outputs are not). The whole tumor also takes in the three classes."""
+    from scipy.ndimage import binary_fill_holes
+
+    from ..crops import CLASSES
+
+    min_volume_mm3 = min_volume_mm3 or {}
+    binary = prob >= threshold
+    if fill_holes:
+        binary = np.stack([binary_fill_holes(b) for b in binary])
+    out = {}
+    taken = np.zeros(prob.shape[1:], bool)
+    for name in ("tumor", "cavity", "edema"):
+        mk = binary[CLASSES.index(name)]
+        if exclusive:
+            mk = mk & ~taken
+        out[name] = remove_small(mk, min_volume_mm3.get(name, 0.0), voxel_mm3)
+        taken |= out[name]
+    whole = binary[CLASSES.index("wholetumor")]
+    if exclusive:
+        whole = whole | taken
+        if fill_holes:
+            whole = binary_fill_holes(whole)
+    out["wholetumor"] = remove_small(whole, min_volume_mm3.get("wholetumor", 0.0), voxel_mm3)
+    return {c: out[c] for c in CLASSES}

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from scipy.ndimage import binary_fill_holes
 
+from ..crops import CLASSES, cord_network_input, paper_to_array, safety_to_array, tumor_network_input, uncrop
 from ..preprocess.resample import canonical_grid, resample_image, to_native, zscore
-from ..training.data import CLASSES, cord_bbox, paper_to_array
 from .modelfolder import read_model_folder
-from .postprocess import largest_component, remove_small
+from .postprocess import largest_component, postprocess_classes
 from .sliding import run_padded, sliding_window
 
 log = logging.getLogger(__name__)
@@ -36,6 +35,7 @@ class SegmentOptions:
     cord_threshold: float | None = None  # default: the model folder's
     min_volume_mm3: dict = field(default_factory=dict)  # overrides per class
     fill_holes: bool | None = None
+    exclusive: bool | None = None  # default: the model folder's (paper: False)
 
 
 @dataclass
@@ -43,6 +43,8 @@ class Segmentation:
     masks: dict[str, np.ndarray]  # on the native T2w grid: tumor, edema, cavity, wholetumor, cord
     affine: np.ndarray
     provenance: dict
+    # the same prediction with the other class rule (exclusive vs independent thresholds), for reports
+    alternative: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class Predictor:
@@ -68,11 +70,23 @@ class Predictor:
         return lambda x: sess.run(None, {"input": x})[0]
 
     def cord_probability(self, t2w: np.ndarray) -> np.ndarray:
-        """Mean cord probability of the ensemble, on the image's real extent (no padding to the
-        training patch: the network is fully convolutional)."""
-        probs = [run_padded(self._net(i, "cord"), t2w[None], m["cord"]["size_multiple"])[0]
-                 for i, m in enumerate(self.meta)]
+        """Mean cord probability of the ensemble on the working grid. The network sees what it was
+        trained on: the image cropped or zero-padded to its patch at the centre of the field of view
+        (paper 2.3); outside that patch the probability is 0."""
+        probs = []
+        for i, m in enumerate(self.meta):
+            x, starts = cord_network_input(t2w, paper_to_array(m["cord"]["patch_si_ap_rl"]))
+            p = run_padded(self._net(i, "cord"), x, m["cord"]["size_multiple"])[0]
+            probs.append(uncrop(p, starts, t2w.shape))
         return np.mean(probs, axis=0)
+
+    def tumor_input(self, w2: np.ndarray, w1: np.ndarray, cord: np.ndarray | None):
+        """The tumor model's input ((2, *size): T2w, T1w), its starts on the working grid and the grown
+        cord box: built by :func:`imsct.crops.tumor_network_input`, as in training. ``cord`` None or
+        empty = the whole image."""
+        t = self.meta[0]["tumor"]
+        crop = cord if cord is not None and cord.any() else None
+        return tumor_network_input(w2, w1, crop, safety_to_array(t["safety_factor"]), paper_to_array(t["patch_si_ap_rl"]))
 
     def tumor_probability(self, x: np.ndarray, blend: str, tta: bool) -> np.ndarray:
         probs = []
@@ -110,71 +124,58 @@ class Predictor:
         cord_thr = o.cord_threshold if o.cord_threshold is not None else meta["cord"]["threshold"]
         cord = largest_component(self.cord_probability(w2) >= cord_thr)
         times["cord"] = time.perf_counter() - t0
-        fallback = False
-        box = None
-        if o.cascade:
-            box = cord_bbox(cord, tuple(meta["tumor"]["safety_factor_rl_ap_si"]))
-            if box is None:
-                fallback = True
-                log.warning("the cord model found no cord: segmenting the whole field of view")
-        if box is None:
-            box = tuple(slice(0, n) for n in shape)
+        fallback = o.cascade and not cord.any()
+        if fallback:
+            log.warning("the cord model found no cord: segmenting the whole field of view")
         t0 = time.perf_counter()
-        x = np.stack([w2, w1])[(slice(None),) + box]
-        prob = np.zeros((len(CLASSES), *shape), np.float32)
-        prob[(slice(None),) + box] = self.tumor_probability(x, o.blend, o.tta)
+        x, starts, box = self.tumor_input(w2, w1, cord if o.cascade else None)
+        prob = uncrop(self.tumor_probability(x, o.blend, o.tta), starts, shape)
         times["tumor"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         post = meta["postprocess"]
         fill = post["fill_holes"] if o.fill_holes is None else o.fill_holes
+        exclusive = bool(post.get("exclusive", False)) if o.exclusive is None else o.exclusive
         min_vol = {**post["min_volume_mm3"], **o.min_volume_mm3}
         voxel = float(np.prod(self.spacing))
-        binary = prob >= thr
-        if fill:
-            binary = np.stack([binary_fill_holes(b) for b in binary])
-        # Tumor, edema and cavity are exclusive in the labels, while the network's sigmoid outputs are
-        # thresholded one by one (as in the paper). A voxel above threshold in several classes goes to
-        # the most specific one: tumor core, then cavity, then the edema that surrounds them. (An
-        # argmax instead hands everything to a broad edema prediction: measured on the demo, tumor and
-        # cavity Dice fell to ~0.)
-        work = {}
-        taken = np.zeros(shape, bool)
-        for name in ("tumor", "cavity", "edema"):
-            mk = binary[CLASSES.index(name)] & ~taken
-            work[name] = remove_small(mk, min_vol.get(name, 0.0), voxel)
-            taken |= work[name]
-        whole = binary[3] | work["tumor"] | work["edema"] | work["cavity"]
-        if fill:
-            whole = binary_fill_holes(whole)
-        work["wholetumor"] = remove_small(whole, min_vol.get("wholetumor", 0.0), voxel)
-        work["cord"] = cord
+        variants = {ex: postprocess_classes(prob, voxel, thr, fill, min_vol, ex) for ex in (exclusive, not exclusive)}
+        work = {**variants[exclusive], "cord": cord}
         native = {k: to_native(v.astype(np.uint8), aff, t2.shape[:3], t2.affine, "mask") for k, v in work.items()}
+        alt = {k: to_native(v.astype(np.uint8), aff, t2.shape[:3], t2.affine, "mask")
+               for k, v in variants[not exclusive].items()}
         times["postprocess"] = time.perf_counter() - t0
-        prov = {"cascade": o.cascade, "cord_found": bool(cord.any()), "cord_fallback_whole_fov": fallback,
-                "crop": [[s.start, s.stop] for s in box], "working_shape": list(shape), "blend": o.blend,
-                "tta": o.tta, "threshold": thr, "cord_threshold": cord_thr, "fill_holes": fill, "min_volume_mm3": min_vol,
+        region = [[int(s), int(s) + int(n)] for s, n in zip(starts, x.shape[1:])]
+        prov = {"cascade": o.cascade, "cord_found": bool(cord.any()), "cord_fallback_whole_fov": bool(fallback),
+                "crop": None if box is None else [[s.start, s.stop] for s in box], "network_input_region": region,
+                "working_shape": list(shape), "blend": o.blend, "tta": o.tta, "threshold": thr,
+                "cord_threshold": cord_thr, "fill_holes": fill, "exclusive": exclusive, "min_volume_mm3": min_vol,
+                "tumor_model_input": meta["tumor"].get("input", "cord_crop"),
                 "models": [str(f) for f in self.folders], "device": self.device, "model_sha256": [m["tumor"]["sha256"] for m in self.meta],
                 "registration": None if reg is None else {"method": reg.method, "flagged": reg.flagged,
                                                            "transform_ras": reg.matrix.round(6).tolist()},
                 "seconds": {k: round(v, 3) for k, v in times.items()}}
-        return Segmentation(native, t2.affine, prov)
+        return Segmentation(native, t2.affine, prov, alt)
 
 
-def write_segmentation(seg: Segmentation, t2_path, out_dir, base: str | None = None) -> dict[str, Path]:
+def write_segmentation(seg: Segmentation, t2_path, out_dir, base: str | None = None,
+                       alternative: bool = False) -> dict[str, Path]:
     """``<base>_label-<class>_mask.nii.gz`` + JSON sidecar each (BIDS-derivatives names; ``base``
-    defaults to the T2w file's stem)."""
+    defaults to the T2w file's stem). ``alternative``: the masks of the other class rule."""
     from .. import __version__
     from ..bids import stem
     from ..io import save_nifti, write_json
 
     out_dir = Path(out_dir)
     base = base or stem(t2_path)
+    masks = seg.alternative if alternative else seg.masks
+    prov = dict(seg.provenance)
+    if alternative:
+        prov["exclusive"] = not prov["exclusive"]
     paths = {}
-    for name, mask in seg.masks.items():
+    for name, mask in masks.items():
         p = out_dir / f"{base}_label-{name}_mask.nii.gz"
         save_nifti(mask.astype(np.uint8), seg.affine, p, dtype=np.uint8)
         write_json({"Description": f"{name} mask predicted by imsct", "Sources": [str(t2_path)],
-                    "imsct_version": __version__, **seg.provenance}, p.with_name(p.name[:-7] + ".json"))
+                    "imsct_version": __version__, **prov}, p.with_name(p.name[:-7] + ".json"))
         paths[name] = p
     return paths

@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..training.data import center_crop_pad, sliding_patches, uncrop
+from ..crops import center_crop_pad, sliding_patches, uncrop
 
 
 def gaussian_weight(patch, sigma_scale: float = 0.125) -> np.ndarray:
@@ -39,10 +39,10 @@ def sliding_window(net: Callable, x: np.ndarray, patch, stride, n_out: int, mult
     if any(int(p) % multiple for p in patch):
         raise ValueError(f"patch {tuple(patch)} must be a multiple of {multiple} on every axis")
     shape = tuple(x.shape[-3:])
-    # Along an axis where the whole input is smaller than the patch, shrink the patch to the input
-    # (rounded up to the network's multiple) instead of padding: the network is fully convolutional,
-    # and a cord crop is often much narrower than the training patch (measured: 57 mm padded to 128).
-    patch = tuple(int(min(p, n + (-n) % multiple)) for p, n in zip(patch, shape))
+    # Inputs come from imsct.crops (at least one patch of real image where the image allows, as in
+    # training); anything smaller is zero-padded to the patch, as training pads it, never run on a
+    # shrunken patch: under instance normalisation the network would see other statistics.
+    patch = tuple(int(p) for p in patch)
     size = tuple(int(v) for v in np.maximum(shape, patch))
     xp, starts = center_crop_pad(x, size)
     windows = sliding_patches(size, patch, stride)

@@ -1,9 +1,18 @@
-"""On-the-fly spatial augmentation (paper Table 3): rotation +-5 deg, scaling +-10 %, translation
-+-3 %, one random affine per sample applied to image and labels alike.
+"""On-the-fly spatial augmentation as in the paper (section 2.4.1, Table 3) and ivadomed 2.6.1's
+``RandomAffine`` (degrees 5, scale [0.1, 0.1, 0], translate [0.03, 0.03, 0] on sagittal images):
 
-Written with torch's ``affine_grid``/``grid_sample`` (what torchio and MONAI use underneath) so it runs
-batched on the training device without another dependency; labels are resampled linearly and
-thresholded at 0.5, like the masks in preprocessing.
+- rotation by up to +-``rotation_deg`` about ONE randomly chosen axis (ivadomed samples the plane of
+  rotation among the three axis pairs);
+- scaling by up to +-``scale``, drawn independently for the superior-inferior and anterior-posterior
+  axes (the sagittal plane), none right-left;
+- translation by up to +-``translation`` of the crop's extent, superior-inferior and
+  anterior-posterior only.
+
+One random affine per crop, applied to image and labels alike, before the patches are cut. The
+transform is built in millimetres (voxel spacing included, so a rotation is a rotation on the
+anisotropic 1x1x2 mm grid) and applied with torch's ``affine_grid``/``grid_sample`` (what torchio and
+MONAI use underneath) so it runs on the training device without another dependency; labels are
+resampled linearly and thresholded at 0.5, like the masks in preprocessing.
 """
 
 from __future__ import annotations
@@ -13,30 +22,56 @@ import math
 import torch
 import torch.nn.functional as F
 
+# array axes: 0 = x right-left, 1 = y anterior-posterior, 2 = z superior-inferior
+SAGITTAL_AXES = (1, 2)
 
-def random_affine(n: int, generator: torch.Generator, rotation_deg=5.0, scale=0.10, translation=0.03,
-                  device="cpu") -> torch.Tensor:
-    """(n, 3, 4) affine matrices in normalised coordinates."""
+
+def _rotation(axis: int, angle: torch.Tensor) -> torch.Tensor:
+    c, s = torch.cos(angle), torch.sin(angle)
+    r = torch.eye(3, dtype=torch.float64)
+    i, j = [a for a in range(3) if a != axis]
+    r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
+    return r
+
+
+def random_affine_mm(n: int, generator: torch.Generator, rotation_deg=5.0, scale=0.10, translation=0.03,
+                     extent_mm=(1.0, 1.0, 1.0)) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """``n`` random transforms in millimetres about the crop centre, array axis order: matrices
+    (n, 3, 3), translations (n, 3) and the rotation axis of each."""
     def u(*shape):
-        return torch.rand(*shape, generator=generator) * 2 - 1
+        return torch.rand(*shape, generator=generator, dtype=torch.float64) * 2 - 1
 
-    angles = u(n, 3) * math.radians(rotation_deg)
-    cx, cy, cz = torch.cos(angles).unbind(1)
-    sx, sy, sz = torch.sin(angles).unbind(1)
-    one, zero = torch.ones(n), torch.zeros(n)
-    rx = torch.stack([one, zero, zero, zero, cx, -sx, zero, sx, cx], 1).view(n, 3, 3)
-    ry = torch.stack([cy, zero, sy, zero, one, zero, -sy, zero, cy], 1).view(n, 3, 3)
-    rz = torch.stack([cz, -sz, zero, sz, cz, zero, zero, zero, one], 1).view(n, 3, 3)
-    s = torch.diag_embed(1 + u(n, 3) * scale)
-    a = rz @ ry @ rx @ s
-    t = u(n, 3, 1) * translation * 2  # normalised coordinates span 2
-    return torch.cat([a, t], 2).to(device)
+    axes = torch.randint(0, 3, (n,), generator=generator).tolist()
+    angles = u(n) * math.radians(rotation_deg)
+    factors = torch.ones(n, 3, dtype=torch.float64)
+    shifts = torch.zeros(n, 3, dtype=torch.float64)
+    plane = list(SAGITTAL_AXES)
+    factors[:, plane] = 1 + u(n, 2) * scale
+    shifts[:, plane] = u(n, 2) * translation * torch.tensor([extent_mm[a] for a in plane], dtype=torch.float64)
+    mats = torch.stack([_rotation(a, t) @ torch.diag(f) for a, t, f in zip(axes, angles, factors)])
+    return mats, shifts, axes
 
 
-def augment(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, **ranges) -> tuple[torch.Tensor, torch.Tensor]:
-    """Apply one random affine per sample to inputs ``x`` (N, C, D, H, W) and targets ``y``."""
-    theta = random_affine(x.shape[0], generator, device=x.device, **ranges).to(x.dtype)
+def theta_from_mm(mats: torch.Tensor, shifts: torch.Tensor, shape, spacing) -> torch.Tensor:
+    """``affine_grid`` matrices (n, 3, 4) for output->input maps given in mm about the centre.
+
+    Normalised coordinate u_k spans the half extent h_k = n_k * s_k / 2 mm, and affine_grid orders
+    coordinates (last axis, ..., first axis)."""
+    h = torch.tensor([n * s / 2 for n, s in zip(shape, spacing)], dtype=torch.float64)
+    m = mats / h[None, :, None] * h[None, None, :]  # H^-1 A H
+    t = shifts / h[None, :]
+    rev = [2, 1, 0]
+    return torch.cat([m[:, rev][:, :, rev], t[:, rev, None]], 2)
+
+
+def augment(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, spacing=(2.0, 1.0, 1.0),
+            rotation_deg=5.0, scale=0.10, translation=0.03) -> tuple[torch.Tensor, torch.Tensor]:
+    """One random affine per sample of inputs ``x`` (N, C, X, Y, Z) and targets ``y`` (same grid)."""
+    shape = tuple(x.shape[2:])
+    extent = [n * s for n, s in zip(shape, spacing)]
+    mats, shifts, _ = random_affine_mm(x.shape[0], generator, rotation_deg, scale, translation, extent)
+    theta = theta_from_mm(mats, shifts, shape, spacing).to(device=x.device, dtype=torch.float32)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    xa = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    ya = F.grid_sample(y, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return xa, (ya >= 0.5).to(y.dtype)
+    xa = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    ya = F.grid_sample(y.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return xa.to(x.dtype), (ya >= 0.5).to(y.dtype)

@@ -34,7 +34,7 @@ class TrainConfig:
     out_channels: int
     class_names: tuple[str, ...]
     base_filters: int = 8
-    depth: int = 4
+    downsamplings: int = 4  # stride-2 convolutions; the published network (paper "depth 4") has 4
     dropout: float = 0.3
     batch_size: int = 1
     lr: float = 1e-3
@@ -45,6 +45,10 @@ class TrainConfig:
     threads: int = 2
     device: str = "auto"  # auto | cpu | cuda
     augment: dict = field(default_factory=lambda: {"rotation_deg": 5.0, "scale": 0.10, "translation": 0.03})
+    spacing_xyz: tuple = (2.0, 1.0, 1.0)  # working grid (mm, array order), for augmentation in mm
+    # nnU-Net-style: this fraction of each batch is drawn among patches holding target voxels (0 = the
+    # paper: every patch once per epoch, in random order)
+    lesion_oversampling: float = 0.0
     max_epoch_seconds: float | None = None  # stop an epoch early on slow machines (demo); None = off
 
 
@@ -57,13 +61,40 @@ def pick_device(name: str) -> torch.device:
 
 
 def build_model(cfg: TrainConfig) -> ModifiedUNet3D:
-    return ModifiedUNet3D(cfg.in_channels, cfg.out_channels, cfg.base_filters, cfg.depth, cfg.dropout)
+    return ModifiedUNet3D(cfg.in_channels, cfg.out_channels, cfg.base_filters, cfg.downsamplings, cfg.dropout)
 
 
 def _stack(samples, idx):
     x = torch.from_numpy(np.stack([samples[i][0] for i in idx]).astype(np.float32))
     y = torch.from_numpy(np.stack([samples[i][1] for i in idx]).astype(np.float32))
     return x, y
+
+
+def epoch_patches(crops, cfg: "TrainConfig", gen: torch.Generator, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Every window of every crop, each crop transformed by its own random affine first (on
+    ``device``)."""
+    out = []
+    for c in crops:
+        x = torch.from_numpy(c.x[None].astype(np.float32)).to(device)
+        y = torch.from_numpy(c.y[None].astype(np.float32)).to(device)
+        x, y = augment(x, y, gen, cfg.spacing_xyz, **cfg.augment)
+        out += [(x[0][(slice(None),) + w], y[0][(slice(None),) + w]) for w in c.windows]
+    return out
+
+
+def batch_order(patches, cfg: "TrainConfig", gen: torch.Generator) -> list[list[int]]:
+    """Shuffled batches over the epoch's patches; with ``lesion_oversampling`` > 0 the last
+    round(fraction x batch) places of each batch are drawn among patches holding target voxels."""
+    order = torch.randperm(len(patches), generator=gen).tolist()
+    batches = [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+    k = int(round(cfg.lesion_oversampling * cfg.batch_size))
+    if k:
+        fg = [i for i, (_, y) in enumerate(patches) if bool(y.any())]
+        if fg:
+            for b in batches:
+                picks = torch.randint(0, len(fg), (min(k, len(b)),), generator=gen).tolist()
+                b[len(b) - len(picks):] = [fg[p] for p in picks]
+    return batches
 
 
 def _evaluate(model, samples, cfg, device, amp):
@@ -89,12 +120,14 @@ def _save(obj, path: Path):
         torch.save(obj, tmp)
 
 
-def train(cfg: TrainConfig, train_samples: list, val_samples: list, out_dir) -> dict:
-    """Train on in-memory samples ((input, target) numpy pairs) and write into ``out_dir``:
+def train(cfg: TrainConfig, train_crops: list, val_crops: list, out_dir) -> dict:
+    """Train on in-memory crops (:class:`imsct.training.data.Crop`; training crops augmented each
+    epoch, then cut into their windows; validation windows as they are) and write into ``out_dir``:
     ``last.pt`` (every epoch), ``best.pt``, ``log.tsv``, ``loss.png``, ``summary.json``."""
-    if not train_samples or not val_samples:
+    val_samples = [p for c in val_crops for p in c.patches()]
+    if not train_crops or not val_samples:
         raise ValueError(f"{cfg.kind} model: need training and validation samples "
-                         f"(got {len(train_samples)} and {len(val_samples)})")
+                         f"(got {len(train_crops)} and {len(val_samples)})")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
@@ -107,7 +140,7 @@ def train(cfg: TrainConfig, train_samples: list, val_samples: list, out_dir) -> 
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.max_epochs)
     state = {"epoch": -1, "best_val": math.inf, "best_epoch": -1, "bad_epochs": 0, "history": []}
     last = out / "last.pt"
-    fingerprint = _fingerprint(cfg, train_samples, val_samples)
+    fingerprint = _fingerprint(cfg, [(c.x, c.y) for c in train_crops], val_samples)
     best_model = None  # the best weights, kept in last.pt too: a rerun may have lost best.pt
     ck = torch.load(last, map_location=device, weights_only=True) if last.exists() else None
     if ck is not None and ck.get("fingerprint") != fingerprint:
@@ -124,20 +157,19 @@ def train(cfg: TrainConfig, train_samples: list, val_samples: list, out_dir) -> 
             torch.cuda.set_rng_state(ck["cuda_rng"], device)
         state = {k: ck[k] for k in state}
         log.info("resuming %s training after epoch %d", cfg.kind, state["epoch"])
-    log.info("%s model: %d parameters, %d train / %d val samples, device %s",
-             cfg.kind, count_parameters(model), len(train_samples), len(val_samples), device)
+    log.info("%s model: %d parameters, %d train crops (%d patches) / %d val patches, device %s", cfg.kind,
+             count_parameters(model), len(train_crops), sum(len(c.windows) for c in train_crops), len(val_samples), device)
 
     for epoch in range(state["epoch"] + 1, cfg.max_epochs):
         if state["bad_epochs"] >= cfg.patience:
             break
         t0 = time.perf_counter()
         model.train()
-        order = torch.randperm(len(train_samples), generator=gen).tolist()
+        patches = epoch_patches(train_crops, cfg, gen, device)
         total, seen = 0.0, 0
-        for start in range(0, len(order), cfg.batch_size):
-            x, y = _stack(train_samples, order[start:start + cfg.batch_size])
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            x, y = augment(x, y, gen, **cfg.augment)
+        for idx in batch_order(patches, cfg, gen):
+            x = torch.stack([patches[i][0] for i in idx])
+            y = torch.stack([patches[i][1] for i in idx])
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 loss = dice_loss(model(x), y)
             opt.zero_grad(set_to_none=True)
@@ -194,6 +226,7 @@ def _fingerprint(cfg: TrainConfig, train_samples, val_samples) -> str:
     import json
 
     settings = {k: v for k, v in _plain(cfg).items() if k not in ("threads", "device", "max_epoch_seconds")}
+    settings["data_layout"] = "crops/2"  # crops augmented before cutting (checkpoints of patch-level training differ)
     h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     for samples in (train_samples, val_samples):
         for pair in samples:
@@ -206,6 +239,7 @@ def _fingerprint(cfg: TrainConfig, train_samples, val_samples) -> str:
 def _plain(cfg: TrainConfig) -> dict:
     d = asdict(cfg)
     d["class_names"] = list(cfg.class_names)
+    d["spacing_xyz"] = list(cfg.spacing_xyz)
     return d
 
 
@@ -213,7 +247,7 @@ def load_model(path, device="cpu") -> tuple[ModifiedUNet3D, dict]:
     """Model and its training config from a ``best.pt`` (weights only: nothing is executed)."""
     ck = torch.load(path, map_location=device, weights_only=True)
     c = dict(ck["config"])
-    cfg = TrainConfig(**{**c, "class_names": tuple(c["class_names"])})
+    cfg = TrainConfig(**{**c, "class_names": tuple(c["class_names"]), "spacing_xyz": tuple(c.get("spacing_xyz", (2, 1, 1)))})
     model = build_model(cfg)
     model.load_state_dict(ck["model"])
     return model.to(device).eval(), c
