@@ -2,9 +2,14 @@
 """Speed targets of imsct, printed as a table (targets from the issues; not timed tests).
 
     python benchmarks/run.py [--quick] [--pybids] [--training-only cpu|cuda]
+    python benchmarks/run.py --phantom-volumes [BIDS_DIR]
 
 Rows: phantom generation (full and small subjects, one core), discovery of a 1,000-subject dataset,
-`snakemake -n` on the paper configuration (343 subjects).
+`snakemake -n` on the paper configuration (343 subjects). A second table compares the phantom's
+labelled lesion volumes with the paper's Table 2 (the paper-size cohort of config/paper.yaml: 343
+subjects, seed 2021, full size), computed without rendering the images, or measured on the masks of
+a written cohort (``--phantom-volumes BIDS_DIR``, e.g. after ``imsct phantom DIR --subjects 343
+--seed 2021 --size full --jobs 2``).
 """
 
 from __future__ import annotations
@@ -35,6 +40,33 @@ def bench_phantom(size: str, n: int, tmp: Path) -> float:
     for s in specs:
         generate_subject(tmp / size, s, 123, size, Naming())
     return (time.perf_counter() - t0) / n
+
+
+def phantom_volume_table(bids_dir: str | None = None, jobs: int = 2) -> Table:
+    """Realised (labelled) tumor / edema / cavity volumes per tumor type against Table 2."""
+    import numpy as np
+
+    from imsct.phantom.cohort import cohort_volumes, dataset_volumes, table2_comparison
+
+    t0 = time.perf_counter()
+    if bids_dir:
+        vols, src = dataset_volumes(bids_dir), f"masks of {bids_dir}"
+    else:
+        vols, src = cohort_volumes(343, 2021, "full", jobs=jobs), "343 subjects, seed 2021, full size, no rendering"
+    cmp = table2_comparison(vols)
+    astro = vols[vols["tumor_type"] == "astrocytoma"]
+    n_high = int((astro["tumor_grade"] == "high").sum())
+    title = (f"phantom lesion volumes vs Table 2 ({src}; {time.perf_counter() - t0:.0f} s): "
+             f"edema in {np.mean(vols['edema'] > 0):.0%}, cavity in {np.mean(vols['cavity'] > 0):.0%} "
+             f"(paper 51 %, 67 %); high-grade astrocytomas {n_high}/{len(astro)} (paper 36/101)")
+    table = Table(title=title)
+    for col in ("tumor type", "class", "n", "phantom mean ± std (cm3)", "Table 2 mean ± std", "ratio mean",
+                "ratio std"):
+        table.add_column(col)
+    for r in cmp.to_dict("records"):
+        table.add_row(r["tumor_type"], r["class"], str(r["n"]), f"{r['mean']:.1f} ± {r['std']:.1f}",
+                      f"{r['paper_mean']} ± {r['paper_std']}", f"{r['mean_ratio']:.2f}", f"{r['std_ratio']:.2f}")
+    return table
 
 
 def fake_dataset(root: Path, n: int) -> None:
@@ -278,9 +310,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer phantom subjects")
     ap.add_argument("--pybids", action="store_true", help="also time pybids on the 1,000-subject dataset")
     ap.add_argument("--training-only", metavar="DEVICE", help="only the training-step rows, on DEVICE (cpu|cuda)")
+    ap.add_argument("--phantom-volumes", nargs="?", const="", metavar="BIDS_DIR",
+                    help="only the phantom volumes vs Table 2 (from a written cohort's masks if BIDS_DIR is given)")
     args = ap.parse_args()
     if args.training_only:
         return print_table(bench_training(False, args.training_only))
+    if args.phantom_volumes is not None:
+        return Console(width=200).print(phantom_volume_table(args.phantom_volumes or None))
     rows = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -315,6 +351,7 @@ def main() -> None:
         rows.append(("snakemake -n, paper config (343 subjects)", f"{t:.1f} s" if r.returncode == 0 else "FAILED",
                      "-", "whole DAG"))
     print_table(rows)
+    Console(width=200).print(phantom_volume_table())
 
 
 def print_table(rows) -> None:

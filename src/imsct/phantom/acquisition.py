@@ -25,20 +25,25 @@ class GridSpec:
     ap_min: float
     ap_max: float
     max_matrix: int
+    margin: float = 5.0  # lesion-free field of view (mm) kept above and below the lesions
+    max_lesion_extent: float | None = None  # lesion complexes longer than this are shrunk along z
 
 
 SIZES = {
     # Paper section 2.1: in-plane 0.34-1.33 mm, slices 1.5-5.2 mm; FOV 150-450 mm superior-inferior.
     "full": GridSpec((150, 450), (0.34, 1.33), (1.5, 5.2), (40, 60), (0.5, 0.62), 140, 260, 640),
-    # Tests and the demo: same anatomy, shorter field of view, coarser grid.
-    "small": GridSpec((96, 128), (0.9, 1.3), (2.0, 3.2), (30, 36), (0.6, 0.75), 72, 96, 160),
+    # Tests and the demo: same anatomy, shorter field of view, coarser grid; lesions shrunk along z to
+    # at most 92 mm so that >= 16 mm of normal cord shows above and below them (a network trained on
+    # these must see normal cord to learn the contrast against).
+    "small": GridSpec((96, 128), (0.9, 1.3), (2.0, 3.2), (30, 36), (0.6, 0.75), 72, 96, 160, 16.0, 92.0),
 }
 
 
 def draw_grid(rng: np.random.Generator, spec: GridSpec, z_lo: float, z_hi: float,
               cover: tuple[float, float], cord_xy: callable, center_z: float | None = None) -> Grid:
     """A sagittal grid whose superior-inferior extent lies inside [z_lo, z_hi] and covers the lesion
-    extent ``cover`` (low, high) when the size allows it, as a radiologist would prescribe.
+    extent ``cover`` (low, high) with ``spec.margin`` mm to spare above and below when the size allows
+    it, as a radiologist would prescribe.
 
     With ``center_z`` (the other contrast's centre), the field of view is centred within 15 % of its
     length of it instead: both sagittal series of one examination cover the same region.
@@ -46,15 +51,16 @@ def draw_grid(rng: np.random.Generator, spec: GridSpec, z_lo: float, z_hi: float
     range, used to place the field of view.
     """
     c_lo, c_hi = cover
-    fov = max(rng.uniform(*spec.fov_si), min(c_hi - c_lo + 20, spec.fov_si[1]))
+    m = spec.margin
+    fov = max(rng.uniform(*spec.fov_si), min(c_hi - c_lo + 2 * m + 10, spec.fov_si[1]))
     # In-plane resolution and matrix: resolution drawn so the matrix stays realistic (<= max_matrix).
     r_lo = max(spec.inplane[0], fov / spec.max_matrix)
     r = rng.uniform(r_lo, max(r_lo, spec.inplane[1]))
     fov = min(fov, z_hi - z_lo)
     nz = max(16, int(round(fov / r)))
     fov = nz * r
-    if fov >= c_hi - c_lo + 10:
-        lo, hi = max(z_lo, c_hi + 5 - fov), min(z_hi - fov, c_lo - 5)
+    if fov >= c_hi - c_lo + 2 * m:
+        lo, hi = max(z_lo, c_hi + m - fov), min(z_hi - fov, c_lo - m)
     else:  # lesion about as long as the field of view or longer: centre on a random part of it
         a, b = sorted((c_lo + fov / 2, c_hi - fov / 2))
         lo = hi = rng.uniform(a, b) - fov / 2

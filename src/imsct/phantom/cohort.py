@@ -16,7 +16,8 @@ import pandas as pd
 from .. import __version__
 from ..bids import Naming, stem
 from ..io import save_nifti, write_json, write_text, write_tsv
-from .lesions import TUMOR_TYPES
+from .anatomy import size_factor
+from .lesions import HIGH_GRADE_FRACTION, P_CAVITY, TUMOR_TYPES, p_edema
 from .subject import LABEL_CLASSES, SubjectData, SubjectSpec, make_subject
 
 # Paper, section 2.1 and Table 1.
@@ -58,13 +59,55 @@ def plan_cohort(n: int, seed: int) -> list[SubjectSpec]:
         sex = "M" if r.uniform() < MALE_FRACTION[t] else "F"
         region = "lumbar" if lumbar[i] else ("cervical" if r.uniform() < CERVICAL_FRACTION[t] else "thoracic")
         specs.append(SubjectSpec(i + 1, f"sub-{i + 1:03d}", t, sex, age, region, bool(large[i])))
+    _plan_lesions(specs, seed)
     return specs
+
+
+def _stratified(rng: np.random.Generator, k: int) -> np.ndarray:
+    """k quantiles, one in each of k equal strata, in random order (Latin hypercube in 1-D)."""
+    return (rng.permutation(k) + rng.uniform(size=k)) / k
+
+
+def _plan_lesions(specs: list[SubjectSpec], seed: int) -> None:
+    """Astrocytoma grades, which subjects have edema / a cavity (quotas per type and grade), and
+    stratified volume quantiles per class within each group: a cohort of the paper's size then
+    reproduces Table 2 and the prevalences closely instead of within sampling noise. Its own random
+    stream, so the rest of the plan is as before."""
+    rng = np.random.default_rng([seed, 0, 2])
+    astro = [s for s in specs if s.tumor_type == "astrocytoma"]
+    n_high = int(round(len(astro) * HIGH_GRADE_FRACTION))
+    for k, s in enumerate(rng.permutation(len(astro))):
+        astro[s].tumor_grade = "high" if k < n_high else "low"
+    groups: dict[tuple, list[SubjectSpec]] = {}
+    for s in specs:
+        groups.setdefault((s.tumor_type, s.tumor_grade), []).append(s)
+    for (t, grade), members in groups.items():
+        n = len(members)
+        # Larger bodies tend to get the larger lesions (a child's cord cannot hold the largest ones):
+        # quantiles go out in the order of body size plus noise.
+        size = np.array([size_factor(s.age, s.sex) for s in members])
+
+        def by_size(u, has):
+            key = size[has] + rng.normal(0, 0.1, int(has.sum()))
+            out = np.zeros(n)
+            out[np.flatnonzero(has)[np.argsort(key)]] = np.sort(u)
+            return out
+
+        q = {"tumor": by_size(_stratified(rng, n), np.ones(n, bool))}
+        for cls, p in (("edema", p_edema(t, grade)), ("cavity", P_CAVITY[t])):
+            has = np.zeros(n, bool)
+            has[rng.permutation(n)[: int(round(n * p))]] = True
+            q[cls] = by_size(_stratified(rng, int(has.sum())), has)
+            for s, h in zip(members, has):
+                setattr(s, f"has_{cls}", bool(h))
+        for i, s in enumerate(members):
+            s.volume_quantiles = tuple(round(float(q[c][i]), 6) for c in ("tumor", "edema", "cavity"))
 
 
 def participants_table(specs: list[SubjectSpec]) -> pd.DataFrame:
     return pd.DataFrame(
         [{"participant_id": s.participant_id, "tumor_type": s.tumor_type, "sex": s.sex, "age": s.age,
-          "tumor_region": s.tumor_region} for s in specs]
+          "tumor_region": s.tumor_region, "tumor_grade": s.tumor_grade} for s in specs]
     )
 
 
@@ -78,6 +121,8 @@ def write_dataset_files(out: Path, specs: list[SubjectSpec], seed: int, size: st
         "age": {"Description": "Age at scan", "Units": "year"},
         "tumor_region": {"Description": "Spinal region of the main tumor",
                          "Levels": {"cervical": "", "thoracic": "", "lumbar": "conus / cauda"}},
+        "tumor_grade": {"Description": "Astrocytoma grade (n/a for the other types)",
+                        "Levels": {"low": "low-grade", "high": "high-grade"}},
     }, out / "participants.json")
     write_json({"Name": "imsct synthetic IMSCT cohort", "BIDSVersion": "1.9.0", "DatasetType": "raw",
                 "GeneratedBy": [{"Name": "imsct phantom", "Version": __version__}],
@@ -142,3 +187,66 @@ def generate_subject(out, spec: SubjectSpec, seed: int, size: str, naming: Namin
 def load_truth(bids_dir, participant_id: str) -> dict:
     p = Path(bids_dir) / "derivatives" / "phantom" / participant_id / f"{participant_id}_truth.json"
     return json.loads(p.read_text())
+
+
+# --- realised volumes against the paper's Table 2 --------------------------------------------------
+
+
+def _realised_row(args) -> dict:
+    from .subject import realised_volumes
+
+    spec, seed, size = args
+    r = realised_volumes(spec, seed, size)
+    return {"participant_id": spec.participant_id, "tumor_type": spec.tumor_type, "tumor_grade": spec.tumor_grade,
+            **r["volumes_cm3"]}
+
+
+def cohort_volumes(n: int, seed: int, size: str = "full", jobs: int = 1) -> pd.DataFrame:
+    """Per subject, the class volumes (cm3) `imsct phantom` writes into the masks for this cohort,
+    computed without rendering the images (:func:`~imsct.phantom.subject.realised_volumes`)."""
+    todo = [(s, seed, size) for s in plan_cohort(n, seed)]
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs) as pool:
+            rows = list(pool.map(_realised_row, todo, chunksize=8))
+    else:
+        rows = [_realised_row(a) for a in todo]
+    return pd.DataFrame(rows)
+
+
+def dataset_volumes(bids_dir, naming: Naming | None = None) -> pd.DataFrame:
+    """The same table measured on a written dataset: voxels of each class mask times voxel volume."""
+    import nibabel as nib
+
+    naming = naming or Naming()
+    bids_dir = Path(bids_dir)
+    part = pd.read_csv(bids_dir / "participants.tsv", sep="\t", na_values="n/a", keep_default_na=False)
+    rows = []
+    for _, p in part.iterrows():
+        label = p["participant_id"][4:]
+        stems = {"t2w_stem": stem(naming.image_name("t2w", label)), "t1w_stem": stem(naming.image_name("t1w", label))}
+        row = {"participant_id": p["participant_id"], "tumor_type": p["tumor_type"],
+               "tumor_grade": p.get("tumor_grade") if isinstance(p.get("tumor_grade"), str) else None}
+        for c in LABEL_CLASSES:
+            img = nib.load(naming.label_path(bids_dir, c, label, None, stems))
+            voxel = float(np.prod(img.header.get_zooms()[:3]))
+            row[c] = float(np.count_nonzero(np.asanyarray(img.dataobj))) * voxel / 1000
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table2_comparison(volumes: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std per tumor type and class over the subjects having the class (as Table 2 counts
+    them), beside the paper's values and their ratios."""
+    from .lesions import TABLE2
+
+    rows = []
+    for t in TUMOR_TYPES:
+        for c in LABEL_CLASSES:
+            v = volumes.loc[(volumes["tumor_type"] == t) & (volumes[c] > 0), c].to_numpy(float)
+            m, s = TABLE2[t][c]
+            mean, std = (float(v.mean()), float(v.std(ddof=1))) if len(v) > 1 else (float("nan"), float("nan"))
+            rows.append({"tumor_type": t, "class": c, "n": len(v), "mean": mean, "std": std,
+                         "paper_mean": m, "paper_std": s, "mean_ratio": mean / m, "std_ratio": std / s})
+    return pd.DataFrame(rows)

@@ -103,20 +103,33 @@ def render(
     hemosiderin: bool,
     rng: np.random.Generator,
     with_labels: bool = True,
+    window: tuple[slice, slice, slice] | None = None,
+    with_image: bool = True,
 ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
     """Return the image (float32, grid shape), label fractions per class (if asked) and the tissue
-    class at the centre of every voxel (uint8, for tests and QC)."""
+    class at the centre of every voxel (uint8, for tests and QC).
+
+    ``window`` (voxel slices of the grid) renders only that block, with the same random texture and
+    so the same values as the whole render there: the cheap way to the label volumes. Without
+    ``with_image`` only labels and tissue classes are produced (the image is zeros)."""
     nx, ny, nz = grid.shape
     sx, sy, sz = grid.spacing
     f = max(1, int(np.ceil(max(sy, sz) / 0.9)))  # in-plane supersampling
     nsub = max(1, int(np.ceil(sx / 2.0)))  # samples across the slice thickness
     yf = grid.origin[1] - sy / 2 + (np.arange(ny * f) + 0.5) * sy / f
     zf = grid.origin[2] - sz / 2 + (np.arange(nz * f) + 0.5) * sz / f
-    Y = yf.astype(np.float32)[:, None]
-    Z = zf.astype(np.float32)[None, :]
     step = min(sy, sz) / f
     fa, fb, ca, cb = _texture_fields(rng, (ny * f, nz * f), step)
     tex_phase = rng.uniform(0, 2 * np.pi, 2)
+    xs = grid.axis(0)
+    if window is not None:
+        wx, wy, wz = (slice(*w.indices(n)[:2]) for w, n in zip(window, grid.shape))
+        fy, fz = slice(wy.start * f, wy.stop * f), slice(wz.start * f, wz.stop * f)
+        yf, zf, xs = yf[fy], zf[fz], xs[wx]
+        fa, fb, ca, cb = (a[fy, fz] for a in (fa, fb, ca, cb))
+        nx, ny, nz = len(xs), wy.stop - wy.start, wz.stop - wz.start
+    Y = yf.astype(np.float32)[:, None]
+    Z = zf.astype(np.float32)[None, :]
 
     it = anat.idx(zf)
     row = lambda a: a[it][None, :]  # noqa: E731 - per-row (z) parameter, broadcast over y
@@ -200,12 +213,12 @@ def render(
         c_lo = c_hi = 0
     lcs = slice(c_lo, c_hi)
     lcs_native = slice(c_lo // f, c_hi // f)
-    image = np.zeros(grid.shape, np.float32)
-    tissue = np.zeros(grid.shape, np.uint8)
-    fractions = {k: np.zeros(grid.shape, np.float32) for k in LABEL_TISSUES} if with_labels else {}
+    out_shape = (nx, ny, nz)
+    image = np.zeros(out_shape, np.float32)
+    tissue = np.zeros(out_shape, np.uint8)
+    fractions = {k: np.zeros(out_shape, np.float32) for k in LABEL_TISSUES} if with_labels else {}
     acc = np.empty(acc_shape, np.float32)
     lab_acc = {k: np.zeros((ny * f, c_hi - c_lo), np.float32) for k in fractions}
-    xs = grid.axis(0)
     for i in range(nx):
         acc[:] = 0
         for a in lab_acc.values():
@@ -290,7 +303,8 @@ def render(
                     for t_id in tissues[1:]:
                         hit |= sub_lab == t_id
                     a += hit
-            acc += lut[lab] * (1 + tex_amp[lab] * tex)
+            if with_image:
+                acc += lut[lab] * (1 + tex_amp[lab] * tex)
             if sub == nsub // 2:
                 tissue[i] = lab[f // 2 :: f, f // 2 :: f]
         image[i] = _downsample(acc, f) / nsub

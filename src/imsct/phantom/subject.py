@@ -23,6 +23,10 @@ class SubjectSpec:
     age: int
     tumor_region: str
     large_motion: bool
+    tumor_grade: str | None = None  # astrocytoma: "low" | "high"
+    has_edema: bool | None = None  # None: drawn per subject
+    has_cavity: bool | None = None
+    volume_quantiles: tuple[float, float, float] | None = None  # tumor, edema, cavity
 
 
 @dataclass
@@ -76,26 +80,47 @@ def _centerline(anat: Anatomy, grid: Grid) -> np.ndarray:
     return vol
 
 
-def _exclusive_labels(frac: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _exclusive_labels(frac: dict[str, np.ndarray], offset=(0, 0, 0)) -> dict[str, np.ndarray]:
     """Each voxel takes the class (or background) covering most of it; computed only where some
-    class is present, which is a small part of the image."""
+    class is present, which is a small part of the image. With few samples per voxel, half-covered
+    voxels are common (up to as many as the labelled ones): they go to the class on one colour of a
+    3-D checkerboard and to the background on the other, so labels neither shrink nor grow lesions.
+    ``offset``: index of the first voxel when ``frac`` is a block of the grid."""
     labels = {c: np.zeros(frac[c].shape, np.uint8) for c in LABEL_CLASSES}
     total = sum(frac[c] for c in LABEL_CLASSES)
     where = np.nonzero(total > 0)
     if where[0].size:
-        stack = np.stack([1 - total[where]] + [frac[c][where] for c in LABEL_CLASSES])
+        parity = (sum(w + o for w, o in zip(where, offset)) % 2).astype(np.float32)
+        stack = np.stack([1 - total[where] + 1e-4 * (parity - 0.5)] + [frac[c][where] for c in LABEL_CLASSES])
         winner = np.argmax(stack, axis=0)
         for k, c in enumerate(LABEL_CLASSES):
             labels[c][where] = winner == k + 1
     return labels
 
 
-def make_subject(spec: SubjectSpec, seed: int, size: str = "full") -> SubjectData:
+@dataclass
+class Drawn:
+    """Everything drawn for a subject before rendering; the generator is left where rendering starts."""
+
+    rng: np.random.Generator
+    anat: Anatomy
+    lesions: list
+    look: object
+    lesion_info: dict
+    g2: Grid
+    g1: Grid
+    motion: object
+    luts: tuple
+
+
+def draw_subject(spec: SubjectSpec, seed: int, size: str = "full") -> Drawn:
     rng = np.random.default_rng([seed, spec.index])
     anat = draw_anatomy(rng, spec.age, spec.sex)
-    lesions, look = draw_lesions(rng, anat, spec.tumor_type, spec.tumor_region)
-    expand_cord(anat, lesions)
     gspec = SIZES[size]
+    lesions, look, info = draw_lesions(
+        rng, anat, spec.tumor_type, spec.tumor_region, spec.tumor_grade, spec.has_edema, spec.has_cavity,
+        spec.volume_quantiles, gspec.max_lesion_extent)
+    expand_cord(anat, lesions)
     extents = [les.zrange() for les in lesions]
     cover = (min(e[0] for e in extents), max(e[1] for e in extents))
     z_lo, z_hi = anat.body_bottom[-1] + 30, 35.0
@@ -108,7 +133,49 @@ def make_subject(spec: SubjectSpec, seed: int, size: str = "full") -> SubjectDat
     g1 = draw_grid(rng, gspec, z_lo, z_hi, cover, cord_xy, center_z=g2.origin[2] + g2.spacing[2] * (g2.shape[2] - 1) / 2)
     center = g2.origin + g2.spacing * (np.asarray(g2.shape) - 1) / 2
     motion = draw_motion(rng, center, spec.large_motion)
-    lut2, lut1, tex = tissue_luts(rng, look, spec.age)
+    luts = tissue_luts(rng, look, spec.age)
+    return Drawn(rng, anat, lesions, look, info, g2, g1, motion, luts)
+
+
+def _lesion_window(anat: Anatomy, lesions, grid: Grid) -> tuple[slice, slice, slice] | None:
+    """Voxel block of ``grid`` holding every lesion: their z rows, and the expanded cord's extent."""
+    lo = min(les.zrange()[0] for les in lesions)
+    hi = max(les.zrange()[1] for les in lesions)
+    k0 = int(np.floor((lo - grid.origin[2]) / grid.spacing[2])) - 1
+    k1 = int(np.ceil((hi - grid.origin[2]) / grid.spacing[2])) + 2
+    k0, k1 = max(k0, 0), min(k1, grid.shape[2])
+    if k1 <= k0:
+        return None
+    it = anat.idx(grid.axis(2)[k0:k1])
+    r = np.maximum(anat.cord_rx[it], anat.cord_ry[it] / np.maximum(anat.cos_t[it], 0.3)) + 1.0
+    x0 = int(np.floor((np.min(anat.cx[it] - r) - grid.origin[0]) / grid.spacing[0])) - 1
+    x1 = int(np.ceil((np.max(anat.cx[it] + r) - grid.origin[0]) / grid.spacing[0])) + 2
+    y0 = int(np.floor((np.min(anat.cy[it] - r) - grid.origin[1]) / grid.spacing[1])) - 1
+    y1 = int(np.ceil((np.max(anat.cy[it] + r) - grid.origin[1]) / grid.spacing[1])) + 2
+    return slice(max(x0, 0), min(x1, grid.shape[0])), slice(max(y0, 0), min(y1, grid.shape[1])), slice(k0, k1)
+
+
+def realised_volumes(spec: SubjectSpec, seed: int, size: str = "full") -> dict:
+    """The class volumes (cm3) that :func:`make_subject` writes into the masks, without rendering the
+    images: the same draws, with the labels rendered only in the block around the lesions. Also
+    returns the drawn and designed volumes and the grade (for the Table 2 benchmark)."""
+    d = draw_subject(spec, seed, size)
+    lut2, _, tex = d.luts
+    window = _lesion_window(d.anat, d.lesions, d.g2)
+    vols = dict.fromkeys(LABEL_CLASSES, 0.0)
+    if window is not None:
+        _, frac, _ = render(d.anat, d.lesions, d.g2, lut2, tex, d.look.enhancing_fraction, d.look.hemosiderin_cap,
+                            d.rng, window=window, with_image=False)
+        labels = _exclusive_labels(frac, tuple(w.start for w in window))
+        voxel_mm3 = float(np.prod(d.g2.spacing))
+        vols = {c: round(float(labels[c].sum()) * voxel_mm3 / 1000, 4) for c in LABEL_CLASSES}
+    return {"volumes_cm3": vols, **d.lesion_info}
+
+
+def make_subject(spec: SubjectSpec, seed: int, size: str = "full") -> SubjectData:
+    d = draw_subject(spec, seed, size)
+    rng, anat, lesions, look, g2, g1, motion = d.rng, d.anat, d.lesions, d.look, d.g2, d.g1, d.motion
+    lut2, lut1, tex = d.luts
 
     img2, frac, tis2 = render(anat, lesions, g2, lut2, tex, look.enhancing_fraction, look.hemosiderin_cap, rng)
     img1, _, tis1 = render(anat, lesions, g1, lut1, tex, look.enhancing_fraction, look.hemosiderin_cap, rng,
@@ -145,7 +212,9 @@ def make_subject(spec: SubjectSpec, seed: int, size: str = "full") -> SubjectDat
         "size": size,
         "seed": seed,
         "motion": motion.to_dict(),
+        "tumor_grade": spec.tumor_grade,
         "volumes_cm3": {c: round(float(labels[c].sum()) * voxel_mm3 / 1000, 4) for c in LABEL_CLASSES},
+        "lesion_model": {k: v for k, v in d.lesion_info.items() if k != "tumor_grade"},
         "lesions": lesion_dicts(lesions),
         "appearance": {
             "t2": round(look.t2, 3),
