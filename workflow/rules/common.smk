@@ -97,11 +97,19 @@ SPLIT_TABLES = dict(
 PRED_CLASSES = ["tumor", "edema", "cavity", "wholetumor", "cord"]
 # The single-step baseline (paper 2.6.2) is trained on these splits only (the paper: one).
 SINGLE_SPLITS = [
-    f"{i:02d}" for i in config["training"]["single_step"]["splits"] if i < config["splits"]["n"]
+    f"{i:02d}"
+    for i in config["training"]["single_step"]["splits"]
+    if i < config["splits"]["n"]
 ]
 # Each prediction is written with the configured class rule and, beside it, the other one
 # (exclusive classes vs each output thresholded on its own), so the report can compare them.
 ALT_RULE = "independent" if config["postprocess"]["exclusive"] else "exclusive"
+
+
+def get_infer_model(wildcards):
+    """The model folder of an inference mode: the cascade's, or the single-step baseline's."""
+    folder = "onnx" if wildcards.mode == "cascade" else "onnx-single"
+    return f"{RESULTS}/models/split-{wildcards.split}/{folder}/model.json"
 
 
 def split_modes(split):
@@ -239,7 +247,9 @@ def get_report_inputs(wildcards):
             split=SPLITS,
             m=["cord", "tumor"],
         )
-        + expand(f"{RESULTS}/models/split-{{split}}/single/log.tsv", split=SINGLE_SPLITS),
+        + expand(
+            f"{RESULTS}/models/split-{{split}}/single/log.tsv", split=SINGLE_SPLITS
+        ),
         "metrics": f"{ev}/metrics.tsv",
         "table4": f"{ev}/table4.tsv",
         "per_type": f"{ev}/per_type.tsv",

@@ -8,9 +8,7 @@ rule infer:
     input:
         t2w=lambda wc: subject_inputs(wc.subject)["t2w"],
         t1w=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_space-T2w_desc-registered_T1w.nii.gz",
-        model=lambda wc: f"{RESULTS}/models/split-{wc.split}/"
-        + ("onnx" if wc.mode == "cascade" else "onnx-single")
-        + "/model.json",
+        model=get_infer_model,
     output:
         masks=expand(
             f"{RESULTS}/predictions/split-{{{{split}}}}/{{{{mode}}}}/sub-{{{{subject}}}}_label-{{cls}}_mask.nii.gz",

@@ -32,7 +32,7 @@ from .evaluate import CLASSES, STRUCTURES  # noqa: E402
 COLOURS = {"tumor": "#e41a1c", "edema": "#ffb000", "cavity": "#1e90ff", "wholetumor": "#9b59b6"}
 TITLES = {"tumor": "Tumor core", "edema": "Edema", "cavity": "Cavity", "wholetumor": "Whole tumor"}
 SECTIONS = ("Cohort", "Registration QC", "Training", "Table 4", "Per tumor type", "Dice per class",
-            "Volume agreement", "Cascade vs single step", "Examples")
+            "Volume agreement", "Cascade vs single step", "Class rule", "Examples")
 
 
 @dataclass

@@ -33,8 +33,10 @@ def _config(kind: str, section: dict, common: dict) -> TrainConfig:
         out_channels=1 if kind == "cord" else len(CLASSES),
         class_names=("cord",) if kind == "cord" else CLASSES,
         base_filters=section["base_filters"], downsamplings=section["downsamplings"], dropout=section["dropout"],
-        batch_size=section["batch_size"], lr=common["lr"], max_epochs=common["max_epochs"],
-        patience=common["patience"], min_delta=common["min_delta"], seed=common["seed"],
+        batch_size=section["batch_size"], lr=common["lr"],
+        # each published model had its own configuration file; a section may set its own epochs
+        max_epochs=section.get("max_epochs") or common["max_epochs"],
+        patience=section.get("patience") or common["patience"], min_delta=common["min_delta"], seed=common["seed"],
         threads=common["threads"], device=common["device"], augment=dict(common["augment"]),
         max_epoch_seconds=common.get("max_epoch_seconds"), spacing_xyz=_spacing_xyz(spacing),
         lesion_oversampling=float(section.get("lesion_oversampling", 0.0)),
