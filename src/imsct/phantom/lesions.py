@@ -195,13 +195,15 @@ def expand_cord(anat: Anatomy, lesions: list[Lesion]) -> None:
     anat.canal_ry = (anat.canal_ry + inc_y).astype(np.float32)
 
 
-def designed_volumes(anat: Anatomy, lesions: list[Lesion], z_range: tuple[float, float] | None = None) -> dict:
+def designed_volumes(anat: Anatomy, lesions: list[Lesion], z_range: tuple[float, float] | None = None,
+                     row_scale: np.ndarray | None = None) -> dict:
     """Volumes (cm3) the renderer paints for each class, from the cross-section areas per z row of the
     (already expanded) anatomy: tumor over cavity over edema, all clipped to the cord; where tumor
     and cavity share a row the smaller is taken to lie inside the larger. Boundary irregularity and
-    partial volume are left out (they average out). ``z_range``: only rows inside it (a field of view)."""
+    partial volume are left out (they average out). ``z_range``: only rows inside it (a field of view).
+    ``row_scale``: per-row area factor of a cross-section stretched after drawing (implants)."""
     zs = anat.z0 - DZ * np.arange(anat.n)
-    inv_cos = 1.0 / anat.cos_t.astype(float)
+    inv_cos = 1.0 / anat.cos_t.astype(float) * (1.0 if row_scale is None else row_scale)
     a_cord = np.pi * anat.cord_rx.astype(float) * anat.cord_ry * inv_cos
     a_t, a_c = np.zeros(anat.n), np.zeros(anat.n)
     in_edema = np.zeros(anat.n, bool)
@@ -347,10 +349,10 @@ def _edema_segments(lam, shares, rooms, k_in, poles, rim, swell, lump):
     return out
 
 
-def _place_edema(rng, anat, base, v_cm3, poles, rooms):
+def _place_edema(rng, anat, base, v_cm3, poles, rooms, expand=True):
     """Edema from the tumor poles outward (one or both sides), its length solved by bisection on the
     bookkeeping so that the painted volume equals ``v_cm3``; where the cord is too short, the
-    oedematous rim and the swelling grow instead."""
+    oedematous rim and the swelling grow instead (``expand``; else the edema stops at the cord's end)."""
     lump = 0.15
     k_in = rng.uniform(0.2, 0.6)
     if rng.uniform() < 0.7:
@@ -366,11 +368,14 @@ def _place_edema(rng, anat, base, v_cm3, poles, rooms):
     def painted(lam, rim, swell):
         les = base + _edema_segments(lam, shares, rooms, k_in, poles, rim, swell, lump)
         a = replace(anat)
-        expand_cord(a, les)
+        if expand:
+            expand_cord(a, les)
         return designed_volumes(a, les)["edema"], les
 
+    if not expand:
+        rim, swell = 0.0, 1.0
     lam_max = max(r / s for s, r in zip(shares, rooms) if s > 0)
-    for _ in range(4):  # a longer cord segment is not available: thicker rim, more swelling
+    for _ in range(4 if expand else 0):  # a longer cord segment is not available: thicker rim, more swelling
         top, _ = painted(lam_max, rim, swell)
         if top >= v_cm3:
             break
@@ -390,8 +395,9 @@ def _place_edema(rng, anat, base, v_cm3, poles, rooms):
 
 def _fit_extent(lesions: list[Lesion], max_extent: float) -> dict:
     """Shrink the lesion complex along z (in place) to at most ``max_extent`` mm: the tumor keeps its
-    length up to what cavities and edema beyond its poles leave (at least half), they share the rest. A piecewise-linear
-    map of z, so every lesion stays one interval and the layout is kept; cross-sections are kept."""
+    length up to what cavities and edema beyond its poles leave (at least half), they share the rest.
+    A piecewise-linear map of z, so every lesion stays one interval and the layout is kept;
+    cross-sections are kept."""
     lo = min(les.zrange()[0] for les in lesions)
     hi = max(les.zrange()[1] for les in lesions)
     if hi - lo <= max_extent:
@@ -419,6 +425,53 @@ def _fit_extent(lesions: list[Lesion], max_extent: float) -> dict:
         les.wavelength *= scale
         les.target_cm3 *= scale
     return {"tumor": float(s_t), "edema_cavity": float(s_o)}
+
+
+def build_complex(
+    rng: np.random.Generator,
+    anat: Anatomy,
+    tumor_type: str,
+    grade: str | None,
+    targets: dict[str, float],
+    z_t: float,
+    z_bot: float,
+    z_top: float,
+    scale: float,
+    tumor_below: bool = False,
+    expand: bool = True,
+    max_half: tuple[float, float] | None = None,
+) -> tuple[list[Lesion], TumorAppearance]:
+    """Lay out tumor, cavities and edema of the given volumes (cm3) along the cord around ``z_t``,
+    between ``z_bot`` and ``z_top`` (mm along the cord). ``scale``: the cord's linear size relative to
+    an adult's. ``expand`` False: the cord is not expanded (an implant into a real cord), so tumor and
+    cavity half widths are held within ``max_half`` (right-left, anterior-posterior; mm, offsets
+    included) and the edema cannot swell."""
+    i_t = anat.idx(z_t)
+    cord_r = float(max(anat.cord_rx[i_t], 4.0 * scale)), float(max(anat.cord_ry[i_t], 3.2 * scale))
+    tumors, look = _draw_tumor(rng, tumor_type, grade, targets["tumor"], z_t, cord_r, scale,
+                               room=z_top - min(z_bot, z_t - 20))
+    # Keep the tumor inside the usable cord (lumbar tumors may sit below the conus).
+    lo_t = min(les.z0 - les.hz for les in tumors)
+    hi_t = max(les.z0 + les.hz for les in tumors)
+    shift = min(0.0, z_top - hi_t)
+    if not tumor_below:
+        shift = max(shift, z_bot - lo_t) if hi_t - lo_t < z_top - z_bot else shift
+    for les in tumors:
+        les.z0 += shift
+    main = tumors[0]
+    poles = (main.z0 - main.hz, main.z0 + main.hz)
+    rooms = (max(poles[0] - z_bot, 0.0), max(z_top - poles[1], 0.0))
+
+    lesions = list(tumors)
+    if targets["cavity"] > 0:
+        lesions += _draw_cavities(rng, tumor_type, targets["cavity"], poles, rooms, scale)
+    if max_half is not None:
+        for les in lesions:
+            les.ax = min(les.ax, max(max_half[0] - abs(les.ox), 0.5))
+            les.ay = min(les.ay, max(max_half[1] - abs(les.oy), 0.5))
+    if targets["edema"] > 0:
+        lesions += _place_edema(rng, anat, lesions, targets["edema"], poles, rooms, expand)
+    return lesions, look
 
 
 def draw_lesions(
@@ -458,30 +511,9 @@ def draw_lesions(
         if region == "cervical":
             top = anat.body_top[1]  # C2 and below
         z_t = rng.uniform(bottom + 10, top - 10)
-    i_t = anat.idx(z_t)
-    cord_r = float(max(anat.cord_rx[i_t], 4.0)), float(max(anat.cord_ry[i_t], 3.2))
-    scale = _cord_scale(anat)
-    z_bot = anat.z_conus + 2.0  # the cord's lower end (cavities and edema stay in the cord)
-    tumors, look = _draw_tumor(rng, tumor_type, grade, targets["tumor"], z_t, cord_r, scale,
-                               room=Z_TOP - min(z_bot, z_t - 20))
-    # Keep the tumor inside the usable cord (lumbar tumors may sit below the conus).
-    lo_t = min(les.z0 - les.hz for les in tumors)
-    hi_t = max(les.z0 + les.hz for les in tumors)
-    shift = min(0.0, Z_TOP - hi_t)
-    if region != "lumbar":
-        shift = max(shift, z_bot - lo_t) if hi_t - lo_t < Z_TOP - z_bot else shift
-    for les in tumors:
-        les.z0 += shift
-    main = tumors[0]
-    poles = (main.z0 - main.hz, main.z0 + main.hz)
-    rooms = (max(poles[0] - z_bot, 0.0), max(Z_TOP - poles[1], 0.0))
-
-    lesions = list(tumors)
-    if targets["cavity"] > 0:
-        lesions += _draw_cavities(rng, tumor_type, targets["cavity"], poles, rooms, scale)
-    if targets["edema"] > 0:
-        lesions += _place_edema(rng, anat, lesions, targets["edema"], poles, rooms)
-
+    # cavities and edema stay in the cord, above the conus; lumbar tumors may sit below it
+    lesions, look = build_complex(rng, anat, tumor_type, grade, targets, z_t, anat.z_conus + 2.0, Z_TOP,
+                                  _cord_scale(anat), tumor_below=region == "lumbar")
     z_scale = {"tumor": 1.0, "edema_cavity": 1.0}
     if max_extent is not None:
         z_scale = _fit_extent(lesions, max_extent)
