@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
-from scipy.optimize import least_squares
+from scipy.optimize import brentq, least_squares
 from scipy.special import ndtri
 
 from .anatomy import DZ, Anatomy
@@ -350,7 +350,7 @@ def _edema_segments(lam, shares, rooms, k_in, poles, rim, swell, lump):
 
 
 def _place_edema(rng, anat, base, v_cm3, poles, rooms, expand=True):
-    """Edema from the tumor poles outward (one or both sides), its length solved by bisection on the
+    """Edema from the tumor poles outward (one or both sides), its length solved (Brent) on the
     bookkeeping so that the painted volume equals ``v_cm3``; where the cord is too short, the
     oedematous rim and the swelling grow instead (``expand``; else the edema stops at the cord's end)."""
     lump = 0.15
@@ -380,14 +380,14 @@ def _place_edema(rng, anat, base, v_cm3, poles, rooms, expand=True):
         if top >= v_cm3:
             break
         rim, swell = min(rim + 0.8, 3.2), min(swell + 0.1, 1.5)
-    lo, hi = 0.0, lam_max
-    for _ in range(22):
-        mid = 0.5 * (lo + hi)
-        if painted(mid, rim, swell)[0] < v_cm3:
-            lo = mid
-        else:
-            hi = mid
-    segments = _edema_segments(hi, shares, rooms, k_in, poles, rim, swell, lump)
+    gap = lambda lam: painted(lam, rim, swell)[0] - v_cm3  # noqa: E731 - increasing in lam
+    if gap(lam_max) <= 0:
+        lam = lam_max
+    elif gap(0.0) >= 0:
+        lam = 0.0
+    else:
+        lam = brentq(gap, 0.0, lam_max, xtol=0.05, rtol=1e-4)
+    segments = _edema_segments(lam, shares, rooms, k_in, poles, rim, swell, lump)
     for s in segments:
         s.target_cm3 = v_cm3 / len(segments)
     return segments
