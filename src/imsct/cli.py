@@ -125,6 +125,15 @@ def cmd_splits(args) -> int:
     return 0
 
 
+def cmd_implant(args) -> int:
+    from .phantom.implant import write_implanted_cohort
+
+    t0 = time.perf_counter()
+    truths = write_implanted_cohort(args.out_dir, args.subjects, args.seed, args.shared_data, _naming(args))
+    print(f"wrote {len(truths)} implanted subject(s) to {args.out_dir} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
 def cmd_train(args) -> int:
     import pandas as pd
 
@@ -209,6 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--naming", choices=("bids", "ivadomed"), default="bids")
     ph.add_argument("--config", help="workflow config whose `inputs` section sets the naming")
     ph.set_defaults(func=cmd_phantom)
+
+    im = sub.add_parser("implant", help="implant phantom lesions into the real SCT test scans (a BIDS test set)")
+    im.add_argument("out_dir")
+    im.add_argument("--subjects", type=int, default=6)
+    im.add_argument("--seed", type=int, default=0)
+    im.add_argument("--shared-data", default="../shared/data", help="folder holding sct_testing_data/")
+    im.add_argument("--naming", choices=("bids", "ivadomed"), default="bids")
+    im.add_argument("--config", help="workflow config whose `inputs` section sets the naming")
+    im.set_defaults(func=cmd_implant)
 
     d = sub.add_parser("discover", help="index a BIDS dataset into a cohort table")
     d.add_argument("bids_dir")
