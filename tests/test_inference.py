@@ -77,6 +77,34 @@ def test_phantom_cascade_and_single_step(tiny_model_folder, small_cohort):
         assert all(m.shape == t2.shape for m in seg.masks.values())
 
 
+def test_whole_image_model_runs_single_step_and_ensembles_must_agree(tiny_models, tiny_model_folder, small_cohort,
+                                                                     tmp_path):
+    """A folder whose tumor model was trained on whole images (the single-step baseline) runs single
+    step by default, refuses the cascade, and its timing holds no cord model; folders that see
+    different inputs do not ensemble."""
+    from helpers import TINY
+    from imsct.inference.export import write_model_folder
+
+    single_dir = tmp_path / "single"
+    write_model_folder(tiny_models[0] / "cord/best.pt", tiny_models[0] / "tumor/best.pt", single_dir, "00", TINY,
+                       single_step=True)
+    sub = "sub-007"
+    b = small_cohort / sub / "anat"
+    t2, t1 = load_image(b / f"{sub}_T2w.nii.gz"), load_image(b / f"{sub}_ce-gad_T1w.nii.gz")
+    pred = Predictor(single_dir)
+    seg = pred.segment(t2, t1, SegmentOptions(register=False))
+    assert seg.provenance["cascade"] is False and seg.provenance["crop"] is None
+    assert "cord" not in seg.provenance["seconds"]  # the single-step pipeline has no cord model
+    assert seg.provenance["seconds_outside_pipeline"]["cord_output"] > 0  # the cord mask, timed apart
+    assert seg.masks["cord"].shape == t2.shape
+    with pytest.raises(ValueError, match="trained on whole images"):
+        pred.segment(t2, t1, SegmentOptions(cascade=True, register=False))
+    casc = Predictor(tiny_model_folder).segment(t2, t1, SegmentOptions(register=False))
+    assert casc.provenance["cascade"] is True and "cord" in casc.provenance["seconds"]
+    with pytest.raises(ValueError, match="disagree on tumor.input"):
+        Predictor([tiny_model_folder, single_dir])
+
+
 def test_small_objects_removed_in_mm3():
     m = np.zeros((10, 10, 10), bool)
     m[0, 0, 0:3] = True  # 3 voxels

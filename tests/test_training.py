@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 import torch
 
 from imsct.models.unet3d import ModifiedUNet3D, count_parameters
+from imsct.training.augment import augment_windows, random_affine_mm, theta_from_mm
 from imsct.phantom.cohort import participants_table, plan_cohort
 from imsct.splits import make_split, make_splits, split_table, write_splits
 from imsct.crops import (center_crop_pad, cord_bbox, extract, safety_to_array, sliding_patches, tumor_region,
@@ -136,6 +138,46 @@ def test_tumor_region_takes_real_image_up_to_a_patch_and_pads_only_past_the_imag
     img = np.random.default_rng(0).normal(size=(10, 100, 200)).astype(np.float32)
     x = extract(img, s3, tumor_region_size(None, (10, 100, 200), patch))
     assert x.shape == (16, 100, 200) and np.array_equal(x[3:13], img) and not x[:3].any() and not x[13:].any()
+
+
+def test_augmentation_is_the_papers_affine_one_axis_sagittal_scale_and_shift():
+    """Rotation <= 5 deg about ONE axis, scaling +-10 % and translation +-3 % of the extent in the
+    sagittal plane (array axes y AP, z SI) only, never right-left (x)."""
+    extent = (64.0, 128.0, 96.0)
+    mats, shifts, axes = random_affine_mm(3000, torch.Generator().manual_seed(0), extent_mm=extent)
+    assert set(axes) == {0, 1, 2}
+    assert torch.all(shifts[:, 0] == 0)
+    assert torch.all(shifts[:, 1].abs() <= 0.03 * 128) and torch.all(shifts[:, 2].abs() <= 0.03 * 96)
+    assert shifts[:, 1].abs().max() > 0.9 * 0.03 * 128
+    factors = torch.linalg.norm(mats, dim=1)  # column norms: R orthonormal, so the scale per axis
+    assert torch.allclose(factors[:, 0], torch.ones(3000, dtype=torch.float64))
+    assert torch.all((factors[:, 1:] - 1).abs() <= 0.1 + 1e-9) and (factors[:, 1:] - 1).abs().max() > 0.09
+    rot = mats / factors[:, None, :]
+    for r, a in zip(rot, axes):
+        assert torch.isclose(r[a, a], torch.tensor(1.0, dtype=torch.float64))  # the axis is fixed
+        angle = math.degrees(math.acos(min(1.0, float(torch.trace(r) - 1) / 2)))
+        assert angle <= 5.0 + 1e-6
+
+
+def test_augmented_window_equals_the_window_of_the_augmented_crop():
+    """Each patch sample transforms its whole crop, then cuts its window (ivadomed's sub-volume
+    dataset); sampling only the window's voxels gives the same values."""
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy(rng.normal(size=(2, 24, 40, 32)).astype(np.float32))
+    y = torch.zeros(1, 24, 40, 32)
+    y[0, 8:16, 10:30, 6:26] = 1
+    windows = sliding_patches((24, 40, 32), (16, 32, 16), (8, 8, 16))
+    spacing = (2.0, 1.0, 1.0)
+    got = augment_windows(x, y, windows, torch.Generator().manual_seed(3), spacing)
+    mats, shifts, _ = random_affine_mm(len(windows), torch.Generator().manual_seed(3), extent_mm=(48.0, 40.0, 32.0))
+    theta = theta_from_mm(mats, shifts, (24, 40, 32), spacing).float()
+    for t, w, (xa, ya) in zip(theta, windows, got):
+        grid = torch.nn.functional.affine_grid(t[None], [1, 3, 24, 40, 32], align_corners=False)
+        full = torch.nn.functional.grid_sample(torch.cat([x, y])[None], grid, align_corners=False)[0]
+        assert torch.allclose(xa, full[:2][(slice(None),) + w], atol=1e-5)
+        assert torch.equal(ya, (full[2:][(slice(None),) + w] >= 0.5).float())
+    # windows drew different transforms
+    assert not torch.allclose(theta[0], theta[1])
 
 
 # ---------------------------------------------------------------- training

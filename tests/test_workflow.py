@@ -116,6 +116,9 @@ def test_rule_files_are_snakefmt_formatted():
         ("splits: {fractions: [0.5, 0.3, 0.3]}", "splits/fractions"),
         ("preprocess: {spacing_mm: [1, 1, -2]}", "['preprocess']['spacing_mm']"),
         ("inputs: {t2w: {suffix: 'T2w/../x'}}", "['inputs']['t2w']['suffix']"),
+        ("training: {tumor: {downsamplings: 4, patch: [64, 48, 16], stride: [32, 48, 16]}}",
+         "training/tumor/patch: [64, 48, 16] must be multiples of 2**downsamplings = 16"),
+        ("training: {single_step: {splits: [3]}}", "training/single_step/splits: [3] must name splits 0..2"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, text, message):

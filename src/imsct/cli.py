@@ -168,7 +168,7 @@ def cmd_segment(args) -> int:
     for item in args.min_volume or []:
         name, _, value = item.partition("=")
         min_vol[name] = float(value) * 1000.0  # cm3 -> mm3
-    opts = SegmentOptions(cascade=not args.no_cascade, blend=args.blend, tta=args.tta, register=not args.no_register,
+    opts = SegmentOptions(cascade=False if args.no_cascade else None, blend=args.blend, tta=args.tta, register=not args.no_register,
                           threshold=args.threshold, cord_threshold=args.cord_threshold, min_volume_mm3=min_vol,
                           exclusive=None if args.classes is None else args.classes == "exclusive")
     predictor = Predictor(args.model, device=args.device, threads=args.threads)

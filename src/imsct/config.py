@@ -32,6 +32,22 @@ def check_semantics(cfg: dict) -> None:
     fr = cfg.get("splits", {}).get("fractions")
     if fr is not None and abs(sum(fr) - 1) > 1e-6:
         raise ValueError(f"config: splits/fractions: {list(fr)} must sum to 1 (train, validation, test)")
+    training = cfg.get("training", {})
+    for name in ("cord", "tumor"):
+        model = training.get(name, {})
+        if "patch" not in model or "downsamplings" not in model:
+            continue
+        multiple = 2 ** int(model["downsamplings"])
+        bad = [int(p) for p in model["patch"] if int(p) % multiple]
+        if bad:
+            raise ValueError(f"config: training/{name}/patch: {list(model['patch'])} must be multiples of "
+                             f"2**downsamplings = {multiple} (a U-Net with {model['downsamplings']} "
+                             f"downsamplings halves every axis that often); {bad} is not")
+    n = cfg.get("splits", {}).get("n")
+    chosen = training.get("single_step", {}).get("splits", [])
+    if n is not None and any(int(s) >= int(n) or int(s) < 0 for s in chosen):
+        raise ValueError(f"config: training/single_step/splits: {list(chosen)} must name splits 0..{int(n) - 1} "
+                         f"(splits/n is {n})")
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> dict:

@@ -12,4 +12,4 @@ seg = predictor.segment(load_scan(inp.t2w), load_scan(inp.t1w), opts)
 base = f"sub-{snakemake.wildcards.subject}"  # noqa: F821
 write_segmentation(seg, inp.t2w, Path(out.masks[0]).parent, base=base)
 write_segmentation(seg, inp.t2w, Path(out.alt[0]).parent, base=base, alternative=True)
-log.info("%s: %s", "cascade" if opts.cascade else "single step", seg.provenance["seconds"])
+log.info("%s: %s", "cascade" if seg.provenance["cascade"] else "single step", seg.provenance["seconds"])

@@ -63,8 +63,9 @@ def per_type(df: pd.DataFrame, mode: str = "cascade", metric: str = "dice") -> p
 
 
 def seconds_per_epoch(train_logs: list[str]) -> dict[str, float]:
-    """Mean training seconds per epoch of the cascade's tumor model and of the single-step model,
-    from their ``log.tsv`` files (``.../split-XX/{tumor,single}/log.tsv``)."""
+    """Mean training seconds per epoch (the training pass, validation excluded: the two models'
+    validation sets differ in size) of the cascade's tumor model and of the single-step model, from
+    their ``log.tsv`` files (``.../split-XX/{tumor,single}/log.tsv``)."""
     from pathlib import Path
 
     out: dict[str, list] = {}
@@ -72,7 +73,8 @@ def seconds_per_epoch(train_logs: list[str]) -> dict[str, float]:
         kind = Path(p).parent.name
         log = pd.read_csv(p, sep="\t")
         if len(log):
-            out.setdefault("cascade" if kind == "tumor" else kind, []).append(float(log["seconds"].mean()))
+            col = "train_seconds" if "train_seconds" in log else "seconds"
+            out.setdefault("cascade" if kind == "tumor" else kind, []).append(float(log[col].mean()))
     return {k: float(np.mean(v)) for k, v in out.items()}
 
 

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SegmentOptions:
-    cascade: bool = True
+    cascade: bool | None = None  # default: as the tumor model was trained (cord crop = cascade)
+    cord_output: bool = True  # single step: still run the cord model for the cord mask (timed apart)
     blend: str = "uniform"  # uniform (paper) | gaussian
     tta: bool = False
     register: bool = True
@@ -62,8 +63,37 @@ class Predictor:
         opts.intra_op_num_threads = threads
         self.sessions = [{k: ort.InferenceSession(str(f / m[k]["file"]), opts, providers=providers)
                           for k in ("cord", "tumor")} for f, m in zip(self.folders, self.meta)]
+        self._check_ensemble()
         first = self.meta[0]
         self.spacing = tuple(first["spacing_si_ap_rl_mm"])
+        self.trained_on = first["tumor"].get("input", "cord_crop")
+
+    # what every folder of an ensemble must share: the grid and what the networks see
+    _GEOMETRY = (("spacing_si_ap_rl_mm",), ("cord", "patch_si_ap_rl"), ("tumor", "patch_si_ap_rl"),
+                 ("tumor", "stride_si_ap_rl"), ("tumor", "safety_factor"), ("tumor", "classes"),
+                 ("tumor", "input"))
+
+    def _check_ensemble(self):
+        def get(m, keys):
+            for k in keys:
+                m = m.get(k) if isinstance(m, dict) else None
+            return m
+        for keys in self._GEOMETRY:
+            values = [get(m, keys) for m in self.meta]
+            if any(v != values[0] for v in values[1:]):
+                detail = ", ".join(f"{f}: {v}" for f, v in zip(self.folders, values))
+                raise ValueError(f"model folders disagree on {'.'.join(keys)} ({detail}); an ensemble "
+                                 "averages models that see the same input")
+
+    def resolve_cascade(self, cascade: bool | None) -> bool:
+        """Cascade unless told otherwise, or unless the tumor model was trained on whole images (the
+        single-step baseline), which cannot run on a cord crop it never saw."""
+        if cascade is None:
+            return self.trained_on != "whole_image"
+        if cascade and self.trained_on == "whole_image":
+            raise ValueError(f"{self.folders[0]}: this tumor model was trained on whole images (single step); "
+                             "it cannot run cascaded (use --no-cascade or a cascade model folder)")
+        return bool(cascade)
 
     def _net(self, i, kind):
         sess = self.sessions[i][kind]
@@ -118,19 +148,28 @@ class Predictor:
         w1 = zscore(resample_image(t1_on_t2, t2.affine, shape, aff))
         times["resample"] = time.perf_counter() - t0
 
-        t0 = time.perf_counter()
         meta = self.meta[0]
+        cascade = self.resolve_cascade(o.cascade)
         thr = o.threshold if o.threshold is not None else meta["postprocess"]["threshold"]
         cord_thr = o.cord_threshold if o.cord_threshold is not None else meta["cord"]["threshold"]
-        cord = largest_component(self.cord_probability(w2) >= cord_thr)
-        times["cord"] = time.perf_counter() - t0
-        fallback = o.cascade and not cord.any()
+        extra = {}  # seconds spent outside the pipeline being measured (single step: the cord output)
+        cord = None
+        if cascade:
+            t0 = time.perf_counter()
+            cord = largest_component(self.cord_probability(w2) >= cord_thr)
+            times["cord"] = time.perf_counter() - t0
+        fallback = cascade and not cord.any()
         if fallback:
             log.warning("the cord model found no cord: segmenting the whole field of view")
         t0 = time.perf_counter()
-        x, starts, box = self.tumor_input(w2, w1, cord if o.cascade else None)
+        x, starts, box = self.tumor_input(w2, w1, cord if cascade else None)
         prob = uncrop(self.tumor_probability(x, o.blend, o.tta), starts, shape)
         times["tumor"] = time.perf_counter() - t0
+        if cord is None:
+            t0 = time.perf_counter()
+            cord = (largest_component(self.cord_probability(w2) >= cord_thr) if o.cord_output
+                    else np.zeros(shape, bool))
+            extra["cord_output"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         post = meta["postprocess"]
@@ -145,7 +184,7 @@ class Predictor:
                for k, v in variants[not exclusive].items()}
         times["postprocess"] = time.perf_counter() - t0
         region = [[int(s), int(s) + int(n)] for s, n in zip(starts, x.shape[1:])]
-        prov = {"cascade": o.cascade, "cord_found": bool(cord.any()), "cord_fallback_whole_fov": bool(fallback),
+        prov = {"cascade": cascade, "cord_found": bool(cord.any()), "cord_fallback_whole_fov": bool(fallback),
                 "crop": None if box is None else [[s.start, s.stop] for s in box], "network_input_region": region,
                 "working_shape": list(shape), "blend": o.blend, "tta": o.tta, "threshold": thr,
                 "cord_threshold": cord_thr, "fill_holes": fill, "exclusive": exclusive, "min_volume_mm3": min_vol,
@@ -153,7 +192,8 @@ class Predictor:
                 "models": [str(f) for f in self.folders], "device": self.device, "model_sha256": [m["tumor"]["sha256"] for m in self.meta],
                 "registration": None if reg is None else {"method": reg.method, "flagged": reg.flagged,
                                                            "transform_ras": reg.matrix.round(6).tolist()},
-                "seconds": {k: round(v, 3) for k, v in times.items()}}
+                "seconds": {k: round(v, 3) for k, v in times.items()},
+                "seconds_outside_pipeline": {k: round(v, 3) for k, v in extra.items()}}
         return Segmentation(native, t2.affine, prov, alt)
 
 

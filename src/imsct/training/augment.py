@@ -8,7 +8,9 @@
 - translation by up to +-``translation`` of the crop's extent, superior-inferior and
   anterior-posterior only.
 
-One random affine per crop, applied to image and labels alike, before the patches are cut. The
+As ivadomed's ``MRI3DSubVolumeSegmentationDataset``: every patch sample draws a fresh random affine,
+applies it to the whole crop (image and labels alike), then cuts its window; :func:`augment_windows`
+does exactly that but only resamples the window's voxels (the crop-wide sampling grid, sliced). The
 transform is built in millimetres (voxel spacing included, so a rotation is a rotation on the
 anisotropic 1x1x2 mm grid) and applied with torch's ``affine_grid``/``grid_sample`` (what torchio and
 MONAI use underneath) so it runs on the training device without another dependency; labels are
@@ -75,3 +77,21 @@ def augment(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, spacin
     xa = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     ya = F.grid_sample(y.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return xa.to(x.dtype), (ya >= 0.5).to(y.dtype)
+
+
+def augment_windows(x: torch.Tensor, y: torch.Tensor, windows, generator: torch.Generator,
+                    spacing=(2.0, 1.0, 1.0), rotation_deg=5.0, scale=0.10, translation=0.03):
+    """One sample per window of crop ``x`` (C, X, Y, Z) / ``y`` (K, X, Y, Z): a fresh random affine of
+    the whole crop (about its centre, translation relative to its extent), sampled on the window only.
+    Equal to transforming the crop and cutting the window, at the cost of the window."""
+    shape = tuple(x.shape[1:])
+    extent = [n * s for n, s in zip(shape, spacing)]
+    mats, shifts, _ = random_affine_mm(len(windows), generator, rotation_deg, scale, translation, extent)
+    theta = theta_from_mm(mats, shifts, shape, spacing).to(device=x.device, dtype=torch.float32)
+    src = torch.cat([x.float(), y.float()])[None]
+    out = []
+    for t, w in zip(theta, windows):
+        grid = F.affine_grid(t[None], [1, 1, *shape], align_corners=False)[(slice(None),) + tuple(w)]
+        s = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+        out.append((s[:x.shape[0]].to(x.dtype), (s[x.shape[0]:] >= 0.5).to(y.dtype)))
+    return out

@@ -21,7 +21,7 @@ import torch
 from ..io import atomic_path, write_json, write_tsv
 from ..models.unet3d import ModifiedUNet3D, count_parameters
 from ..viz import save_figure
-from .augment import augment
+from .augment import augment_windows
 from .losses import dice_loss
 
 log = logging.getLogger(__name__)
@@ -71,14 +71,13 @@ def _stack(samples, idx):
 
 
 def epoch_patches(crops, cfg: "TrainConfig", gen: torch.Generator, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Every window of every crop, each crop transformed by its own random affine first (on
-    ``device``)."""
+    """Every window of every crop, each window with a fresh random affine of its whole crop (on
+    ``device``), as ivadomed samples sub-volumes."""
     out = []
     for c in crops:
-        x = torch.from_numpy(c.x[None].astype(np.float32)).to(device)
-        y = torch.from_numpy(c.y[None].astype(np.float32)).to(device)
-        x, y = augment(x, y, gen, cfg.spacing_xyz, **cfg.augment)
-        out += [(x[0][(slice(None),) + w], y[0][(slice(None),) + w]) for w in c.windows]
+        x = torch.from_numpy(c.x.astype(np.float32)).to(device)
+        y = torch.from_numpy(c.y.astype(np.float32)).to(device)
+        out += augment_windows(x, y, c.windows, gen, cfg.spacing_xyz, **cfg.augment)
     return out
 
 
@@ -185,7 +184,7 @@ def train(cfg: TrainConfig, train_crops: list, val_crops: list, out_dir) -> dict
         row = {"epoch": epoch, "train_loss": total / seen, "val_loss": val_loss,
                **{f"val_dice_{c}": float(d) for c, d in zip(cfg.class_names, val_dice)},
                "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0,
-               "train_samples_per_s": seen / train_s}
+               "train_seconds": train_s, "train_samples_per_s": seen / train_s}
         state["history"].append(row)
         if val_loss < state["best_val"] - cfg.min_delta:
             state.update(best_val=val_loss, best_epoch=epoch, bad_epochs=0)
@@ -226,7 +225,7 @@ def _fingerprint(cfg: TrainConfig, train_samples, val_samples) -> str:
     import json
 
     settings = {k: v for k, v in _plain(cfg).items() if k not in ("threads", "device", "max_epoch_seconds")}
-    settings["data_layout"] = "crops/2"  # crops augmented before cutting (checkpoints of patch-level training differ)
+    settings["data_layout"] = "crops/3"  # a fresh crop affine per window (checkpoints of patch-level training differ)
     h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     for samples in (train_samples, val_samples):
         for pair in samples:
