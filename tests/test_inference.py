@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from helpers import TINY
-from imsct.inference.postprocess import remove_small
+from imsct.inference.postprocess import postprocess_classes, remove_small
 from imsct.inference.predictor import Predictor, SegmentOptions, write_segmentation
 from imsct.io import load_image
 
@@ -111,6 +111,32 @@ def test_small_objects_removed_in_mm3():
     m[5:8, 5:8, 5:8] = True  # 27 voxels
     assert remove_small(m, 6.0, 2.0).sum() == 30  # 3 voxels of 2 mm3 = 6 mm3: kept
     assert remove_small(m, 6.0, 1.0).sum() == 27  # 3 voxels of 1 mm3 = 3 mm3: removed
+    # objects are 18-connected (ivadomed): voxels meeting at a corner only are two objects
+    c = np.zeros((4, 4, 4), bool)
+    c[0, 0, 0] = c[1, 1, 1] = True
+    assert remove_small(c, 2.0, 1.0).sum() == 0
+    c[1, 1, 0] = True  # now edge-connected: one object of 3 voxels
+    assert remove_small(c, 2.0, 1.0).sum() == 3
+
+
+def test_postprocessing_thresholds_each_output_then_removes_small_objects_then_fills_holes():
+    """Paper 2.5 as the published configuration runs it: binarize, remove_small, fill_holes; each
+    sigmoid output on its own (a voxel may be tumor and edema at once)."""
+    prob = np.zeros((4, 12, 12, 12), np.float32)
+    prob[0, 1:4, 1:4, 1:4] = 0.9  # tumor: a 3x3x3 shell (26 voxels) around a hole
+    prob[0, 2, 2, 2] = 0.1
+    prob[1, 5:10, 5:10, 5:10] = 0.7  # edema, overlapping tumor below
+    prob[0, 6:8, 6:8, 6:8] = 0.8
+    prob[3] = np.maximum(prob[0], prob[1])
+    out = postprocess_classes(prob, 1.0, 0.5, True, {"tumor": 27.0})
+    # the shell alone (26 mm3) is under 27 mm3: removed before its hole could be filled
+    assert not out["tumor"][1:4, 1:4, 1:4].any()
+    assert out["tumor"].sum() == 0  # the 8-voxel core too
+    out = postprocess_classes(prob, 1.0, 0.5, True, {"tumor": 8.0})
+    assert out["tumor"][1:4, 1:4, 1:4].all()  # 26 >= 8 kept, then its hole filled
+    assert out["tumor"][6:8, 6:8, 6:8].all() and out["edema"][6:8, 6:8, 6:8].all()  # independent outputs
+    ex = postprocess_classes(prob, 1.0, 0.5, True, {"tumor": 8.0}, exclusive=True)
+    assert ex["tumor"][6:8, 6:8, 6:8].all() and not ex["edema"][6:8, 6:8, 6:8].any()
 
 
 def test_inference_needs_no_torch(tiny_model_folder, sct_data, tmp_path):

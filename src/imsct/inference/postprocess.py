@@ -8,10 +8,11 @@ import numpy as np
 
 
 def remove_small(mask: np.ndarray, min_mm3: float, voxel_mm3: float) -> np.ndarray:
-    """Drop 26-connected objects smaller than ``min_mm3`` (measured in mm3, not voxels)."""
+    """Drop 18-connected objects (ivadomed's ``generate_binary_structure(3, 2)``) smaller than
+    ``min_mm3`` (measured in mm3, not voxels)."""
     if min_mm3 <= 0 or not mask.any():
         return mask
-    labels = cc3d.connected_components(mask.astype(np.uint8), connectivity=26)
+    labels = cc3d.connected_components(mask.astype(np.uint8), connectivity=18)
     sizes = np.bincount(labels.ravel()) * voxel_mm3
     keep = sizes >= min_mm3
     keep[0] = False
@@ -31,32 +32,33 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
 def postprocess_classes(prob: np.ndarray, voxel_mm3: float, threshold: float = 0.5, fill_holes: bool = True,
                         min_volume_mm3: dict | None = None, exclusive: bool = False) -> dict[str, np.ndarray]:
     """Binary masks from the tumor model's sigmoid outputs (``prob``: tumor, edema, cavity, whole tumor),
-    paper section 2.5: each output thresholded on its own, holes filled, objects smaller than the
-    class's minimum volume (mm3) removed.
+    paper section 2.5 in the order the published configuration runs them (ivadomed's
+    ``postprocessing``: binarize_prediction, remove_small, fill_holes): each output thresholded on
+    its own, objects smaller than the class's minimum volume (mm3) removed, holes filled.
 
-    ``exclusive`` (off in the paper) then gives a voxel above threshold in several of tumor, edema
-    and cavity to the most specific one: tumor core, then cavity, then the edema that surrounds them
-    (labels are exclusive, the outputs are not). The whole tumor also takes in the three classes."""
+    ``exclusive`` (off in the paper) gives a voxel above threshold in several of tumor, edema and
+    cavity to the most specific one: tumor core, then cavity, then the edema that surrounds them
+    (labels are exclusive, the outputs are not). Holes are filled first there (else the tumor taken
+    out of the edema would be filled back in), then the voxels are shared out, then small objects
+    removed; the whole tumor also takes in the three classes."""
     from scipy.ndimage import binary_fill_holes
 
     from ..crops import CLASSES
 
     min_volume_mm3 = min_volume_mm3 or {}
-    binary = prob >= threshold
+    binary = {c: prob[i] >= threshold for i, c in enumerate(CLASSES)}
+    if not exclusive:
+        out = {c: remove_small(binary[c], min_volume_mm3.get(c, 0.0), voxel_mm3) for c in CLASSES}
+        return {c: binary_fill_holes(m) if fill_holes else m for c, m in out.items()}
     if fill_holes:
-        binary = np.stack([binary_fill_holes(b) for b in binary])
+        binary = {c: binary_fill_holes(m) for c, m in binary.items()}
     out = {}
     taken = np.zeros(prob.shape[1:], bool)
     for name in ("tumor", "cavity", "edema"):
-        mk = binary[CLASSES.index(name)]
-        if exclusive:
-            mk = mk & ~taken
-        out[name] = remove_small(mk, min_volume_mm3.get(name, 0.0), voxel_mm3)
+        out[name] = remove_small(binary[name] & ~taken, min_volume_mm3.get(name, 0.0), voxel_mm3)
         taken |= out[name]
-    whole = binary[CLASSES.index("wholetumor")]
-    if exclusive:
-        whole = whole | taken
-        if fill_holes:
-            whole = binary_fill_holes(whole)
+    whole = binary["wholetumor"] | taken
+    if fill_holes:
+        whole = binary_fill_holes(whole)
     out["wholetumor"] = remove_small(whole, min_volume_mm3.get("wholetumor", 0.0), voxel_mm3)
     return {c: out[c] for c in CLASSES}
