@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -200,6 +201,43 @@ def test_checkpoints_load_weights_only(tiny_models):
     assert cfg["kind"] == "tumor" and cfg["class_names"] == ["tumor", "edema", "cavity", "wholetumor"]
     ck = torch.load(out / "tumor" / "last.pt", weights_only=True)
     assert ck["epoch"] == TINY["max_epochs"] - 1 and "optimizer" in ck
+
+
+def test_cli_trains_as_the_workflow_seed_offset_by_split_and_sessions_kept(preprocessed_small, tmp_path):
+    """``imsct train`` and the workflow's script call one function: the seed is offset by the split
+    index (from the file name), and subjects are keyed with their sessions."""
+    import yaml
+
+    from imsct.cli import main
+    from imsct.preprocess.pipeline import working_grid_paths
+    from imsct.splits import split_members
+    from imsct.training.jobs import run_training
+
+    train, val = split_sets(preprocessed_small)
+    pre = tmp_path / "preprocess"
+    for key, paths in preprocessed_small.items():
+        for name, target in working_grid_paths(pre, key).items():
+            if name in paths:
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+                Path(target).symlink_to(paths[name])
+    rows = [{"participant_id": f"sub-{k}", "set": "train" if k in train else "val"} for k in preprocessed_small]
+    split_file = tmp_path / "split-01.tsv"
+    pd.DataFrame(rows).to_csv(split_file, sep="\t", index=False)
+    recipe = {**TINY, "max_epochs": 1}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump({"training": recipe}))
+    assert main(["train", "--model", "cord", "--split", str(split_file), "--preprocessed", str(pre),
+                 "--out", str(tmp_path / "cli"), "--config", str(tmp_path / "cfg.yaml")]) == 0
+    spacing = (1.0, 1.0, 2.0)
+    run_training("cord", "01", train, val, tmp_path / "wf1", recipe, spacing, threads=2, device="cpu")
+    run_training("cord", "00", train, val, tmp_path / "wf0", recipe, spacing, threads=2, device="cpu")
+    loss = {d: pd.read_csv(tmp_path / d / "log.tsv", sep="\t")["train_loss"].tolist() for d in ("cli", "wf1", "wf0")}
+    assert loss["cli"] == loss["wf1"] and loss["cli"] != loss["wf0"]
+    assert json.loads((tmp_path / "cli/summary.json").read_text())["config"]["seed"] == TINY["seed"] + 1
+    # sessions follow their participant
+    table = pd.DataFrame({"participant_id": ["sub-01", "sub-02"], "set": ["train", "test"]})
+    keys = ["01", "01_ses-a", "01_ses-b", "02_ses-a", "10"]
+    assert split_members(table, keys, "train") == ["01", "01_ses-a", "01_ses-b"]
+    assert split_members(table, keys, "test") == ["02_ses-a"]
 
 
 def test_same_seed_same_first_losses(preprocessed_small, tmp_path):

@@ -219,6 +219,16 @@ def test_training_rules_run_end_to_end(tmp_path):
                   "--report", str(tmp_path / "report.zip"))
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "report.zip").stat().st_size > 10000
+    # a scheduling-only edit (threads, device, resources) reruns nothing; a recipe edit reruns training
+    sched = tmp_path / "scheduling.yaml"
+    sched.write_text("training: {threads: 2, device: cpu, resources: {gpu: 1, mem_mb: 9000, runtime: 5}}\n")
+    r = snakemake("-n", "--cores", "1", *TINY_WORKFLOW, str(sched), "--config", *tmp_config(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Nothing to be done" in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("training: {lr: 0.002}\n")
+    r = snakemake("-n", "--cores", "1", *TINY_WORKFLOW, str(recipe), "--config", *tmp_config(tmp_path))
+    assert r.returncode == 0 and job_counts(r.stdout).get("train_cord") == 1, (r.stdout + r.stderr)[-3000:]
 
 
 def test_workflow_on_an_existing_bids_dataset(small_cohort, tmp_path):

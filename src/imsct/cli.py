@@ -135,26 +135,33 @@ def cmd_implant(args) -> int:
 
 
 def cmd_train(args) -> int:
+    import re
+
     import pandas as pd
 
     from .config import load_config
-    from .training.jobs import train_cord_model, train_tumor_model
+    from .preprocess.pipeline import working_grid_paths
+    from .splits import split_members
+    from .training.jobs import run_training
 
     full = load_config(args.config)
-    cfg = full["training"]
-    cfg["spacing_mm"] = list(full["preprocess"]["spacing_mm"])
-    if args.device:
-        cfg["device"] = args.device
+    index = args.split_index
+    if index is None:
+        m = re.search(r"split-(\d+)", Path(args.split).name)
+        if m is None:
+            raise ValueError(f"{args.split}: cannot tell the split index from the name (split-XX.tsv); "
+                             "give --split-index")
+        index = int(m.group(1))
     split = pd.read_csv(args.split, sep="\t", dtype=str)
-    from .preprocess.pipeline import working_grid_paths
-
-    sets = {w: {pid[4:]: working_grid_paths(args.preprocessed, pid[4:]) for pid in split.loc[split["set"] == w, "participant_id"]} for w in ("train", "val")}
-    if args.model == "cord":
-        summary = train_cord_model(sets["train"], sets["val"], args.out, cfg)
-    elif args.model == "single":
-        summary = train_tumor_model(sets["train"], sets["val"], args.out, cfg, single_step=True)
-    else:
-        summary = train_tumor_model(sets["train"], sets["val"], args.out, cfg, args.cord_model)
+    pre = Path(args.preprocessed)
+    keys = sorted(p.name[4:] for p in pre.glob("sub-*") if p.is_dir())
+    if not keys:
+        raise FileNotFoundError(f"{pre}: no preprocessed subjects (sub-*/ folders)")
+    sets = {w: {k: working_grid_paths(pre, k) for k in split_members(split, keys, w)} for w in ("train", "val")}
+    training = full["training"]
+    summary = run_training(args.model, index, sets["train"], sets["val"], args.out, training,
+                           full["preprocess"]["spacing_mm"], threads=training["threads"],
+                           device=args.device or training["device"], cord_model=args.cord_model)
     print(f"{args.model} model: best epoch {summary['best_epoch']}, validation loss {summary['best_val_loss']:.4f} -> {args.out}")
     return 0
 
@@ -277,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", choices=("cord", "tumor", "single"), required=True,
                    help="single = the single-step baseline: the tumor model on the whole image (paper 2.6.2)")
     t.add_argument("--split", required=True, help="split-XX.tsv")
+    t.add_argument("--split-index", type=int, help="seed offset of the split (default: XX from the file name, "
+                   "as the workflow)")
     t.add_argument("--preprocessed", required=True, help="folder of the preprocessing outputs (results/preprocess)")
     t.add_argument("--out", required=True, help="model folder (resumes from its last.pt)")
     t.add_argument("--config", help="workflow config (its `training` section; defaults: the paper's)")

@@ -107,3 +107,15 @@ def write_splits(splits: list[pd.DataFrame], out_dir) -> list[Path]:
             rows.append({"split": i, "set": s, "tumor_type": t, "n": int(n)})
     write_tsv(pd.DataFrame(rows), out_dir / "summary.tsv")
     return paths
+
+
+def participant_of(key: str) -> str:
+    """The participant (``sub-01``) of a subject key (``01`` or ``01_ses-02``): sessions follow
+    their participant into its set."""
+    return f"sub-{key.split('_ses-')[0]}"
+
+
+def split_members(split: pd.DataFrame, keys, which: str) -> list[str]:
+    """Subject keys (sessions included) of one set (train, val, test) of a split table."""
+    pids = set(split.loc[split["set"] == which, "participant_id"])
+    return [k for k in keys if participant_of(k) in pids]

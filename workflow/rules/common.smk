@@ -8,7 +8,13 @@ from imsct.bids import Naming, discover_cached
 from imsct.config import SCHEMA, check_semantics
 from imsct.phantom.cohort import participants_table, plan_cohort
 from imsct.preprocess.pipeline import working_grid_paths
-from imsct.splits import make_splits, split_table
+from imsct.splits import (
+    make_splits,
+    participant_of,
+    split_members as members,
+    split_table,
+)
+from imsct.training.jobs import training_recipe
 
 validate(config, schema=str(SCHEMA))
 check_semantics(config)
@@ -94,6 +100,10 @@ SPLIT_TABLES = dict(
 )
 
 
+# What the models depend on (rules' params): threads, device and resources are left out, so a
+# scheduling edit reruns nothing.
+TRAINING_RECIPE = training_recipe(config["training"])
+
 PRED_CLASSES = ["tumor", "edema", "cavity", "wholetumor", "cord"]
 # The single-step baseline (paper 2.6.2) is trained on these splits only (the paper: one).
 SINGLE_SPLITS = [
@@ -121,8 +131,7 @@ def split_modes(split):
 
 def split_members(split, which):
     """Subject keys (wildcard values) of one set of a split; sessions follow their participant."""
-    pids = set(SPLIT_TABLES[split].query("set == @which")["participant_id"])
-    return [k for k in SUBJECTS if f"sub-{k.split('_ses-')[0]}" in pids]
+    return members(SPLIT_TABLES[split], SUBJECTS, which)
 
 
 def preproc_paths(subject):
@@ -203,7 +212,7 @@ def get_evaluate_subjects(wildcards):
             "gt": {c: files[c] for c in ("tumor", "edema", "cavity")},
             "cord_gt": f"{RESULTS}/preprocess/sub-{key}/sub-{key}_label-cord_mask.nii.gz",
             "working_labels": {c: work[c] for c in ("tumor", "edema", "cavity")},
-            "tumor_type": str(table.loc[f"sub-{key.split('_ses-')[0]}", "tumor_type"]),
+            "tumor_type": str(table.loc[participant_of(key), "tumor_type"]),
         }
     return out
 
@@ -218,6 +227,9 @@ def get_evaluate_inputs(wildcards):
             files[f"{key}_pred_{mode}"] = expand(
                 f"{RESULTS}/predictions/split-{wildcards.split}/{mode}/sub-{key}_label-{{cls}}_mask.nii.gz",
                 cls=PRED_CLASSES if "-" not in mode else PRED_CLASSES[:4],
+            )
+            files[f"{key}_sidecar_{mode}"] = (
+                f"{RESULTS}/predictions/split-{wildcards.split}/{mode}/sub-{key}_label-wholetumor_mask.json"
             )
     return files
 
@@ -257,6 +269,13 @@ def get_report_inputs(wildcards):
         "summary": f"{ev}/summary.json",
         "postprocess": f"{ev}/class_rules.tsv",
         "t1w": [s["t1w"] for s in get_report_subjects().values()],
+        # the example panels read the cascade's predictions of every split's test subjects
+        "predictions": [
+            f"{RESULTS}/predictions/split-{split}/cascade/sub-{key}_label-{cls}_mask.nii.gz"
+            for split in SPLITS
+            for key in split_members(split, "test")
+            for cls in PRED_CLASSES
+        ],
     }
 
 

@@ -14,7 +14,7 @@ rule export:
     conda:
         "../../environment.yml"
     params:
-        training=config["training"],
+        training=TRAINING_RECIPE,
         spacing=config["preprocess"]["spacing_mm"],
         postprocess=config["postprocess"],
     script:
@@ -35,7 +35,7 @@ rule export_single:
     conda:
         "../../environment.yml"
     params:
-        training=config["training"],
+        training=TRAINING_RECIPE,
         spacing=config["preprocess"]["spacing_mm"],
         postprocess=config["postprocess"],
     script:

@@ -18,6 +18,15 @@ rule infer:
             f"{RESULTS}/predictions/split-{{{{split}}}}/{{{{mode}}}}-{ALT_RULE}/sub-{{{{subject}}}}_label-{{cls}}_mask.nii.gz",
             cls=PRED_CLASSES[:4],
         ),
+        # JSON sidecars (provenance, crop, seconds): evaluation reads them
+        sidecars=expand(
+            f"{RESULTS}/predictions/split-{{{{split}}}}/{{{{mode}}}}/sub-{{{{subject}}}}_label-{{cls}}_mask.json",
+            cls=PRED_CLASSES,
+        ),
+        alt_sidecars=expand(
+            f"{RESULTS}/predictions/split-{{{{split}}}}/{{{{mode}}}}-{ALT_RULE}/sub-{{{{subject}}}}_label-{{cls}}_mask.json",
+            cls=PRED_CLASSES[:4],
+        ),
     log:
         f"{LOGS}/infer/split-{{split}}_{{mode}}_sub-{{subject}}.log",
     benchmark:

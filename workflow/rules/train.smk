@@ -46,7 +46,7 @@ rule train_cord:
         runtime=config["training"]["resources"]["runtime"],
     params:
         subjects=get_training_subjects,
-        training=config["training"],
+        recipe=TRAINING_RECIPE,
         spacing=config["preprocess"]["spacing_mm"],
     script:
         "../scripts/train.py"
@@ -80,7 +80,7 @@ rule train_tumor:
         runtime=config["training"]["resources"]["runtime"],
     params:
         subjects=get_training_subjects,
-        training=config["training"],
+        recipe=TRAINING_RECIPE,
         spacing=config["preprocess"]["spacing_mm"],
     script:
         "../scripts/train.py"
@@ -116,7 +116,7 @@ rule train_single:
         runtime=config["training"]["resources"]["runtime"],
     params:
         subjects=get_training_subjects,
-        training=config["training"],
+        recipe=TRAINING_RECIPE,
         spacing=config["preprocess"]["spacing_mm"],
     script:
         "../scripts/train.py"

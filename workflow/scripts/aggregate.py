@@ -1,7 +1,8 @@
 from imsct.evaluation.aggregate import write_tables
 from imsct.logs import snakemake_log
 
-log = snakemake_log(snakemake)  # noqa: F821 - injected by Snakemake
-out = {k: v for k, v in snakemake.output.items()}  # noqa: F821
-summary = write_tables(list(snakemake.input.tsv), out, list(snakemake.input.train_logs))  # noqa: F821
+smk = snakemake  # noqa: F821 - injected by Snakemake
+log = snakemake_log(smk)
+out = {k: v for k, v in smk.output.items()}
+summary = write_tables(list(smk.input.tsv), out, list(smk.input.train_logs))
 log.info("%s", summary)

@@ -1,6 +1,7 @@
 from imsct.logs import snakemake_log
 from imsct.preprocess.pipeline import cord_mask_file
 
-log = snakemake_log(snakemake)  # noqa: F821 - injected by Snakemake
-cord_mask_file(snakemake.input.centerline, snakemake.output.mask, snakemake.params.diameter_mm)  # noqa: F821
-log.info("wrote %s", snakemake.output.mask)  # noqa: F821
+smk = snakemake  # noqa: F821 - injected by Snakemake
+log = snakemake_log(smk)
+cord_mask_file(smk.input.centerline, smk.output.mask, smk.params.diameter_mm)
+log.info("wrote %s", smk.output.mask)

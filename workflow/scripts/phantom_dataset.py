@@ -2,8 +2,9 @@ from imsct.bids import Naming
 from imsct.logs import snakemake_log
 from imsct.phantom.cohort import plan_cohort, write_dataset_files
 
-log = snakemake_log(snakemake)  # noqa: F821 - injected by Snakemake
-p = snakemake.params  # noqa: F821
-out = snakemake.output.participants.rsplit("/", 1)[0]  # noqa: F821
+smk = snakemake  # noqa: F821 - injected by Snakemake
+log = snakemake_log(smk)
+p = smk.params
+out = smk.output.participants.rsplit("/", 1)[0]
 write_dataset_files(out, plan_cohort(p.subjects, p.seed), p.seed, p.size, Naming.from_config(p.inputs))
 log.info("wrote dataset files for %d subjects to %s", p.subjects, out)

@@ -1,9 +1,10 @@
 from imsct.logs import snakemake_log
 from imsct.preprocess.register import RegistrationParams, register_files
 
-log = snakemake_log(snakemake)  # noqa: F821 - injected by Snakemake
-inp, out = snakemake.input, snakemake.output  # noqa: F821
-cfg = dict(snakemake.params.registration)  # noqa: F821
+smk = snakemake  # noqa: F821 - injected by Snakemake
+log = snakemake_log(smk)
+inp, out = smk.input, smk.output
+cfg = dict(smk.params.registration)
 cfg.pop("use_discs", None)
 res = register_files(inp.t2w, inp.t1w, out.t1w, inp.get("fixed_discs"), inp.get("moving_discs"),
                      out.transform, out.qc, RegistrationParams(**cfg))

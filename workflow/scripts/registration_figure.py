@@ -1,6 +1,7 @@
 from imsct.logs import snakemake_log
 from imsct.preprocess.qc import registration_figure
 
-log = snakemake_log(snakemake)  # noqa: F821 - injected by Snakemake
-inp = snakemake.input  # noqa: F821
-registration_figure(inp.t2w, inp.t1w, snakemake.output.png, inp.qc, inp.cord)  # noqa: F821
+smk = snakemake  # noqa: F821 - injected by Snakemake
+log = snakemake_log(smk)
+inp = smk.input
+registration_figure(inp.t2w, inp.t1w, smk.output.png, inp.qc, inp.cord)

@@ -4,6 +4,7 @@ cord mask, and the single-step baseline (the tumor model trained on the whole im
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -17,6 +18,32 @@ from .data import cord_crop, load_case, tumor_crop
 from .loop import TrainConfig, load_model, pick_device, train
 
 log = logging.getLogger(__name__)
+
+
+# What decides where and how fast a job runs, or which splits train the baseline, not what a model
+# learns: the workflow leaves these out of the rules' params so editing them reruns nothing.
+SCHEDULING_KEYS = ("threads", "device", "resources", "single_step")
+
+
+def training_recipe(training: dict) -> dict:
+    """The ``training`` config section without :data:`SCHEDULING_KEYS`: what a model depends on."""
+    return {k: copy.deepcopy(v) for k, v in training.items() if k not in SCHEDULING_KEYS}
+
+
+def run_training(kind: str, split: int | str, train_paths: dict, val_paths: dict, out_dir, recipe: dict,
+                 spacing_mm, threads: int = 1, device: str = "auto", cord_model: str | None = None) -> dict:
+    """One training job as the workflow and ``imsct train`` run it: ``kind`` cord, tumor or single
+    (the single-step baseline); the seed is offset by the split index so splits differ."""
+    cfg = training_recipe(recipe)
+    cfg.update(seed=int(cfg.get("seed", 0)) + int(split), threads=int(threads), device=device,
+               spacing_mm=list(spacing_mm))
+    if kind == "cord":
+        return train_cord_model(train_paths, val_paths, out_dir, cfg)
+    if kind == "single":
+        return train_tumor_model(train_paths, val_paths, out_dir, cfg, single_step=True)
+    if kind == "tumor":
+        return train_tumor_model(train_paths, val_paths, out_dir, cfg, cord_model)
+    raise ValueError(f"unknown model kind {kind!r} (cord, tumor or single)")
 
 
 def _spacing_xyz(v) -> tuple[float, float, float]:
