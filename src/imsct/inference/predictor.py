@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
-from ..crops import CLASSES, cord_network_input, paper_to_array, safety_to_array, tumor_network_input, uncrop
+from ..crops import cord_network_input, paper_to_array, safety_to_array, tumor_network_input, uncrop
 from ..preprocess.resample import canonical_grid, resample_image, to_native, zscore
 from .modelfolder import read_model_folder
 from .postprocess import largest_component, postprocess_classes
@@ -127,74 +128,110 @@ class Predictor:
                                         t["size_multiple"], blend, tta))
         return np.mean(probs, axis=0)
 
-    def segment(self, t2: nib.Nifti1Image, t1: nib.Nifti1Image, opts: SegmentOptions | None = None) -> Segmentation:
-        from ..io import check_scan
-        from ..preprocess.register import register
+    # ------------------------------------------------------------------ the steps of segment()
+    def register_t1(self, t2: nib.Nifti1Image, t1: nib.Nifti1Image, register: bool):
+        """The T1w on the T2w's grid: registered (as in preprocessing) or by scanner alignment."""
+        from ..preprocess.register import register as run_registration
         from ..preprocess.transforms import resample_to
+
+        reg = run_registration(t2, t1) if register else None
+        m = reg.matrix if reg is not None else np.eye(4)
+        return resample_to(np.asarray(t1.dataobj), t1.affine, t2.shape, t2.affine, m), reg
+
+    def to_working_grid(self, t2: nib.Nifti1Image, t1_on_t2: np.ndarray):
+        """Both images resampled to the RAS working grid and z-scored; with the grid's shape and affine."""
+        shape, aff = canonical_grid(t2.shape, t2.affine, self.spacing)
+        w2 = zscore(resample_image(np.asarray(t2.dataobj), t2.affine, shape, aff))
+        w1 = zscore(resample_image(t1_on_t2, t2.affine, shape, aff))
+        return w2, w1, shape, aff
+
+    def locate_cord(self, w2: np.ndarray, threshold: float) -> np.ndarray:
+        """The cord mask on the working grid: the ensemble's probability thresholded, largest component."""
+        return largest_component(self.cord_probability(w2) >= threshold)
+
+    def segment_tumor(self, w2, w1, cord: np.ndarray | None, blend: str, tta: bool):
+        """Class probabilities on the working grid (zero outside the network input), the input's
+        region on the grid and the grown cord box."""
+        x, starts, box = self.tumor_input(w2, w1, cord)
+        prob = uncrop(self.tumor_probability(x, blend, tta), starts, w2.shape)
+        region = [[int(s), int(s) + int(n)] for s, n in zip(starts, x.shape[1:])]
+        return prob, region, box
+
+    def postprocess(self, prob: np.ndarray, o: SegmentOptions) -> tuple[dict, dict, dict]:
+        """Masks with the chosen class rule, with the other rule, and the settings used."""
+        post = self.meta[0]["postprocess"]
+        settings = {"threshold": post["threshold"] if o.threshold is None else o.threshold,
+                    "fill_holes": post["fill_holes"] if o.fill_holes is None else o.fill_holes,
+                    "exclusive": bool(post.get("exclusive", False)) if o.exclusive is None else o.exclusive,
+                    "min_volume_mm3": {**post["min_volume_mm3"], **o.min_volume_mm3}}
+        voxel = float(np.prod(self.spacing))
+        ex = settings["exclusive"]
+        chosen, other = (postprocess_classes(prob, voxel, settings["threshold"], settings["fill_holes"],
+                                             settings["min_volume_mm3"], rule) for rule in (ex, not ex))
+        return chosen, other, settings
+
+    @staticmethod
+    def to_native(masks: dict, aff, t2: nib.Nifti1Image) -> dict[str, np.ndarray]:
+        return {k: to_native(v.astype(np.uint8), aff, t2.shape[:3], t2.affine, "mask") for k, v in masks.items()}
+
+    def segment(self, t2: nib.Nifti1Image, t1: nib.Nifti1Image, opts: SegmentOptions | None = None) -> Segmentation:
+        """Register, resample, locate the cord, crop and segment the tumor, postprocess, back to the
+        T2w's grid; each step timed (``provenance["seconds"]``)."""
+        from ..io import check_scan
 
         check_scan(t2, t2.get_filename() or "T2w")
         check_scan(t1, t1.get_filename() or "T1w")
         o = opts or SegmentOptions()
-        times = {}
-        t0 = time.perf_counter()
-        reg = register(t2, t1) if o.register else None
-        m = reg.matrix if reg is not None else np.eye(4)
-        t1_on_t2 = resample_to(np.asarray(t1.dataobj), t1.affine, t2.shape, t2.affine, m)
-        times["register"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        shape, aff = canonical_grid(t2.shape, t2.affine, self.spacing)
-        w2 = zscore(resample_image(np.asarray(t2.dataobj), t2.affine, shape, aff))
-        w1 = zscore(resample_image(t1_on_t2, t2.affine, shape, aff))
-        times["resample"] = time.perf_counter() - t0
-
-        meta = self.meta[0]
         cascade = self.resolve_cascade(o.cascade)
-        thr = o.threshold if o.threshold is not None else meta["postprocess"]["threshold"]
-        cord_thr = o.cord_threshold if o.cord_threshold is not None else meta["cord"]["threshold"]
-        extra = {}  # seconds spent outside the pipeline being measured (single step: the cord output)
+        cord_thr = self.meta[0]["cord"]["threshold"] if o.cord_threshold is None else o.cord_threshold
+        timer = _Timer()
+        with timer("register"):
+            t1_on_t2, reg = self.register_t1(t2, t1, o.register)
+        with timer("resample"):
+            w2, w1, shape, aff = self.to_working_grid(t2, t1_on_t2)
         cord = None
         if cascade:
-            t0 = time.perf_counter()
-            cord = largest_component(self.cord_probability(w2) >= cord_thr)
-            times["cord"] = time.perf_counter() - t0
+            with timer("cord"):
+                cord = self.locate_cord(w2, cord_thr)
         fallback = cascade and not cord.any()
         if fallback:
             log.warning("the cord model found no cord: segmenting the whole field of view")
-        t0 = time.perf_counter()
-        x, starts, box = self.tumor_input(w2, w1, cord if cascade else None)
-        prob = uncrop(self.tumor_probability(x, o.blend, o.tta), starts, shape)
-        times["tumor"] = time.perf_counter() - t0
-        if cord is None:
-            t0 = time.perf_counter()
-            cord = (largest_component(self.cord_probability(w2) >= cord_thr) if o.cord_output
-                    else np.zeros(shape, bool))
-            extra["cord_output"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        post = meta["postprocess"]
-        fill = post["fill_holes"] if o.fill_holes is None else o.fill_holes
-        exclusive = bool(post.get("exclusive", False)) if o.exclusive is None else o.exclusive
-        min_vol = {**post["min_volume_mm3"], **o.min_volume_mm3}
-        voxel = float(np.prod(self.spacing))
-        variants = {ex: postprocess_classes(prob, voxel, thr, fill, min_vol, ex) for ex in (exclusive, not exclusive)}
-        work = {**variants[exclusive], "cord": cord}
-        native = {k: to_native(v.astype(np.uint8), aff, t2.shape[:3], t2.affine, "mask") for k, v in work.items()}
-        alt = {k: to_native(v.astype(np.uint8), aff, t2.shape[:3], t2.affine, "mask")
-               for k, v in variants[not exclusive].items()}
-        times["postprocess"] = time.perf_counter() - t0
-        region = [[int(s), int(s) + int(n)] for s, n in zip(starts, x.shape[1:])]
+        with timer("tumor"):
+            prob, region, box = self.segment_tumor(w2, w1, cord if cascade else None, o.blend, o.tta)
+        if cord is None:  # single step: the cord mask is an extra output, timed apart
+            with timer("cord_output", outside=True):
+                cord = self.locate_cord(w2, cord_thr) if o.cord_output else np.zeros(shape, bool)
+        with timer("postprocess"):
+            chosen, other, settings = self.postprocess(prob, o)
+            native = self.to_native({**chosen, "cord": cord}, aff, t2)
+            alt = self.to_native(other, aff, t2)
+        meta = self.meta[0]
         prov = {"cascade": cascade, "cord_found": bool(cord.any()), "cord_fallback_whole_fov": bool(fallback),
                 "crop": None if box is None else [[s.start, s.stop] for s in box], "network_input_region": region,
-                "working_shape": list(shape), "blend": o.blend, "tta": o.tta, "threshold": thr,
-                "cord_threshold": cord_thr, "fill_holes": fill, "exclusive": exclusive, "min_volume_mm3": min_vol,
+                "working_shape": list(shape), "blend": o.blend, "tta": o.tta, "cord_threshold": cord_thr, **settings,
                 "tumor_model_input": meta["tumor"].get("input", "cord_crop"),
-                "models": [str(f) for f in self.folders], "device": self.device, "model_sha256": [m["tumor"]["sha256"] for m in self.meta],
+                "models": [str(f) for f in self.folders], "device": self.device,
+                "model_sha256": [m["tumor"]["sha256"] for m in self.meta],
                 "registration": None if reg is None else {"method": reg.method, "flagged": reg.flagged,
                                                            "transform_ras": reg.matrix.round(6).tolist()},
-                "seconds": {k: round(v, 3) for k, v in times.items()},
-                "seconds_outside_pipeline": {k: round(v, 3) for k, v in extra.items()}}
+                "seconds": timer.rounded(), "seconds_outside_pipeline": timer.rounded(outside=True)}
         return Segmentation(native, t2.affine, prov, alt)
+
+
+class _Timer:
+    """Seconds per named step; ``outside`` steps are kept apart (not part of the pipeline measured)."""
+
+    def __init__(self):
+        self.seconds, self.outside = {}, {}
+
+    @contextmanager
+    def __call__(self, name: str, outside: bool = False):
+        t0 = time.perf_counter()
+        yield
+        (self.outside if outside else self.seconds)[name] = time.perf_counter() - t0
+
+    def rounded(self, outside: bool = False) -> dict[str, float]:
+        return {k: round(v, 3) for k, v in (self.outside if outside else self.seconds).items()}
 
 
 def write_segmentation(seg: Segmentation, t2_path, out_dir, base: str | None = None,
