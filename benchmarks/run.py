@@ -248,7 +248,7 @@ def bench_segment(tmp: Path) -> list[tuple]:
     # the 30 mm tube around the true centerline, grown by the safety factor.
     cord = resample_image(tube_mask(d.labels["centerline"], d.t2w_affine), d.t2w_affine, shape, aff, "mask")
     w2 = zscore(resample_image(d.t2w, d.t2w_affine, shape, aff))
-    x, _, _ = tumor_network_input(w2, w2, cord, (1.0, 1.2, 1.2), (32, 128, 128))
+    x, _, box = tumor_network_input(w2, w2, cord, (1.0, 1.2, 1.2), (32, 128, 128))
     t0 = time.perf_counter()
     pred.tumor_probability(x, "uniform", False)
     tumor_s = time.perf_counter() - t0

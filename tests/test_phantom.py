@@ -14,7 +14,8 @@ from imsct.bids import Naming
 from imsct.phantom.cohort import cohort_volumes, generate_subject, plan_cohort, table2_comparison
 from imsct.phantom.lesions import TABLE2, lognormal_params, volume_cm3, volume_distribution
 from imsct.phantom.render import CORD, CSF, TUMOR_ENH
-from imsct.phantom.subject import LABEL_CLASSES, make_subject, realised_volumes
+from imsct.classes import LESIONS
+from imsct.phantom.subject import make_subject, realised_volumes
 
 N_FULL = 36
 SEED_FULL = 5
@@ -73,7 +74,7 @@ def test_same_seed_same_bytes(tmp_path):
 def test_labels_exclusive_and_inside_the_thecal_sac(index):
     spec = plan_cohort(6, 21)[index]
     d = make_subject(spec, 21, "small")
-    stack = np.stack([d.labels[c] for c in LABEL_CLASSES])
+    stack = np.stack([d.labels[c] for c in LESIONS])
     assert set(np.unique(stack)) <= {0, 1}
     assert stack.sum(axis=0).max() <= 1, "tumor, edema and cavity must be mutually exclusive"
     assert stack.any(), "every subject has a tumor in its field of view"
@@ -166,7 +167,7 @@ def test_bids_layout_and_qc(small_cohort):
         t1 = nib.load(small_cohort / sub / "anat" / f"{sub}_ce-gad_T1w.nii.gz")
         assert t2.ndim == 3 and t1.ndim == 3 and t2.get_data_dtype() == np.int16
         assert not np.allclose(t2.affine, t1.affine)  # own grids
-        for c in (*LABEL_CLASSES, "centerline", "discs"):
+        for c in (*LESIONS, "centerline", "discs"):
             lab = nib.load(small_cohort / f"derivatives/labels/{sub}/anat/{sub}_T2w_label-{c}_mask.nii.gz"
                            if c != "discs" else small_cohort / f"derivatives/labels/{sub}/anat/{sub}_T2w_label-discs_dseg.nii.gz")
             assert lab.shape == t2.shape and np.allclose(lab.affine, t2.affine)
@@ -226,7 +227,7 @@ def test_fast_volumes_equal_written_masks():
             d = make_subject(s, 4, size)
             r = realised_volumes(s, 4, size)
             voxel = float(np.prod(nib.affines.voxel_sizes(d.t2w_affine)))
-            masks = {c: round(float(d.labels[c].sum()) * voxel / 1000, 4) for c in LABEL_CLASSES}
+            masks = {c: round(float(d.labels[c].sum()) * voxel / 1000, 4) for c in LESIONS}
             assert r["volumes_cm3"] == masks == d.truth["volumes_cm3"]
 
 
@@ -256,7 +257,7 @@ def test_high_grade_astrocytomas_enhance_and_are_recorded():
 def _lesion_free_mm(d):
     """Millimetres of field of view above and below the whole-tumor mask (superior-inferior), and
     whether there is cord (not the lesion) in both margins."""
-    canon = nib.as_closest_canonical(nib.Nifti1Image(np.stack([d.labels[c] for c in LABEL_CLASSES], -1), d.t2w_affine))
+    canon = nib.as_closest_canonical(nib.Nifti1Image(np.stack([d.labels[c] for c in LESIONS], -1), d.t2w_affine))
     les = np.asanyarray(canon.dataobj).any(-1)
     tissue = np.asanyarray(nib.as_closest_canonical(nib.Nifti1Image(d.t2w_tissue, d.t2w_affine)).dataobj)
     rows = np.flatnonzero(les.any(axis=(0, 1)))

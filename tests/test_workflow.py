@@ -189,7 +189,7 @@ def test_training_rules_run_end_to_end(tmp_path):
             pred = nib.load(res / f"predictions/split-00/{mode}/{pid}_label-wholetumor_mask.nii.gz")
             assert pred.shape == t2.shape and np.array_equal(pred.affine, t2.affine)
     # evaluation: one row per test subject x mode x class, and the tables built from them
-    from imsct.evaluation.evaluate import CLASSES
+    from imsct.classes import CLASSES
     from imsct.evaluation.metrics import METRIC_KEYS
 
     n_test = int((expected["set"] == "test").sum())

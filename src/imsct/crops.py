@@ -20,7 +20,8 @@ from typing import Mapping
 
 import numpy as np
 
-CLASSES = ("tumor", "edema", "cavity", "wholetumor")  # the tumor model's outputs, in order
+from .classes import CLASSES  # noqa: F401 (re-exported: the tumor model's outputs)
+
 PUBLISHED_SAFETY = {"si": 1.2, "ap": 1.2, "rl": 1.0}
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from imsct.bids import Naming, discover_cached
+from imsct.classes import CLASSES, OUTPUTS
 from imsct.config import SCHEMA, check_semantics
 from imsct.phantom.cohort import participants_table, plan_cohort
 from imsct.preprocess.pipeline import working_grid_paths
@@ -104,7 +105,6 @@ SPLIT_TABLES = dict(
 # scheduling edit reruns nothing.
 TRAINING_RECIPE = training_recipe(config["training"])
 
-PRED_CLASSES = ["tumor", "edema", "cavity", "wholetumor", "cord"]
 # The single-step baseline (paper 2.6.2) is trained on these splits only (the paper: one).
 SINGLE_SPLITS = [
     f"{i:02d}"
@@ -226,7 +226,7 @@ def get_evaluate_inputs(wildcards):
         for mode in split_modes(wildcards.split):
             files[f"{key}_pred_{mode}"] = expand(
                 f"{RESULTS}/predictions/split-{wildcards.split}/{mode}/sub-{key}_label-{{cls}}_mask.nii.gz",
-                cls=PRED_CLASSES if "-" not in mode else PRED_CLASSES[:4],
+                cls=OUTPUTS if "-" not in mode else CLASSES,
             )
             files[f"{key}_sidecar_{mode}"] = (
                 f"{RESULTS}/predictions/split-{wildcards.split}/{mode}/sub-{key}_label-wholetumor_mask.json"
@@ -274,7 +274,7 @@ def get_report_inputs(wildcards):
             f"{RESULTS}/predictions/split-{split}/cascade/sub-{key}_label-{cls}_mask.nii.gz"
             for split in SPLITS
             for key in split_members(split, "test")
-            for cls in PRED_CLASSES
+            for cls in OUTPUTS
         ],
     }
 

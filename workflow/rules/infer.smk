@@ -12,20 +12,20 @@ rule infer:
     output:
         masks=expand(
             f"{RESULTS}/predictions/split-{{{{split}}}}/{{{{mode}}}}/sub-{{{{subject}}}}_label-{{cls}}_mask.nii.gz",
-            cls=PRED_CLASSES,
+            cls=OUTPUTS,
         ),
         alt=expand(
             f"{RESULTS}/predictions/split-{{{{split}}}}/{{{{mode}}}}-{ALT_RULE}/sub-{{{{subject}}}}_label-{{cls}}_mask.nii.gz",
-            cls=PRED_CLASSES[:4],
+            cls=CLASSES,
         ),
         # JSON sidecars (provenance, crop, seconds): evaluation reads them
         sidecars=expand(
             f"{RESULTS}/predictions/split-{{{{split}}}}/{{{{mode}}}}/sub-{{{{subject}}}}_label-{{cls}}_mask.json",
-            cls=PRED_CLASSES,
+            cls=OUTPUTS,
         ),
         alt_sidecars=expand(
             f"{RESULTS}/predictions/split-{{{{split}}}}/{{{{mode}}}}-{ALT_RULE}/sub-{{{{subject}}}}_label-{{cls}}_mask.json",
-            cls=PRED_CLASSES[:4],
+            cls=CLASSES,
         ),
     log:
         f"{LOGS}/infer/split-{{split}}_{{mode}}_sub-{{subject}}.log",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .evaluate import CLASSES
+from ..classes import CLASSES
 
 TABLE_METRICS = ("dice", "precision", "recall", "detection_tpr", "detection_fdr", "rel_volume_diff",
                  "abs_volume_diff")

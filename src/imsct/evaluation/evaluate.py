@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..classes import CLASSES, LESIONS
 from ..io import load_image, same_grid
-from ..crops import CLASSES  # tumor, edema, cavity, wholetumor: the tumor model's outputs
 from .metrics import DEFAULT_OVERLAP_MM3, compare, voxel_volume_mm3
 
-STRUCTURES = CLASSES[:3]
 
 
 def _mask(path, ref=None) -> np.ndarray:
@@ -56,7 +55,7 @@ def evaluate_subject(gt: dict[str, str], pred_dir, base: str, cord_gt: str | Non
     preds = prediction_paths(pred_dir, base)
     ref = load_image(preds["wholetumor"])
     voxel = voxel_volume_mm3(ref.affine)
-    g = {k: _mask(gt[k], ref) for k in STRUCTURES}
+    g = {k: _mask(gt[k], ref) for k in LESIONS}
     g["wholetumor"] = g["tumor"] | g["edema"] | g["cavity"]
     rows = []
     for c in CLASSES:

@@ -27,7 +27,7 @@ from matplotlib.patches import Patch  # noqa: E402
 
 from ..io import atomic_path, load_image  # noqa: E402
 from ..viz import normalize_intensity, sagittal_view  # noqa: E402
-from .evaluate import CLASSES, STRUCTURES  # noqa: E402
+from ..classes import CLASSES, LESIONS  # noqa: E402
 
 COLOURS = {"tumor": "#e41a1c", "edema": "#ffb000", "cavity": "#1e90ff", "wholetumor": "#9b59b6"}
 TITLES = {"tumor": "Tumor core", "edema": "Edema", "cavity": "Cavity", "wholetumor": "Whole tumor"}
@@ -86,11 +86,11 @@ def cohort_section(participants: pd.DataFrame, grids: list[str]) -> str:
         if "label_volumes_mm3" in g:
             key = Path(gpath).name.split("_")[0]
             vols.append({"participant_id": key, **{k: v / 1000 for k, v in g["label_volumes_mm3"].items()
-                                                   if k in STRUCTURES}})
+                                                   if k in LESIONS}})
     out = "<h3>Subjects per tumor type (Table 1 analogue)</h3>" + _table(demo)
     if vols:
         v = pd.DataFrame(vols).merge(p[["participant_id", "tumor_type"]], on="participant_id", how="left")
-        stats = v.groupby("tumor_type")[list(STRUCTURES)].agg(
+        stats = v.groupby("tumor_type")[list(LESIONS)].agg(
             lambda s: f"{s.median():.2f} [{s.quantile(.25):.2f}-{s.quantile(.75):.2f}]; {int((s > 0).sum())} with")
         out += ("<h3>Label volumes, cm³: median [IQR]; subjects with the structure (Table 2 analogue)</h3>"
                 + _table(stats.rename(columns=TITLES)))
@@ -169,8 +169,8 @@ def example_panel(case: dict, pred_dir: Path, title: str):
     def data(path) -> np.ndarray:
         return np.asanyarray(load_image(path).dataobj)
 
-    gt = {c: (data(case["gt"][c]) > 0).astype(np.uint8) for c in STRUCTURES}
-    pr = {c: (data(pred_dir / f"sub-{case['key']}_label-{c}_mask.nii.gz") > 0).astype(np.uint8) for c in STRUCTURES}
+    gt = {c: (data(case["gt"][c]) > 0).astype(np.uint8) for c in LESIONS}
+    pr = {c: (data(pred_dir / f"sub-{case['key']}_label-{c}_mask.nii.gz") > 0).astype(np.uint8) for c in LESIONS}
     anyg = np.asanyarray(nib.as_closest_canonical(nib.Nifti1Image(gt["tumor"] | gt["edema"] | gt["cavity"],
                                                                   t2.affine)).dataobj)
     x = int(np.argmax(anyg.sum(axis=(1, 2)))) if anyg.any() else None
@@ -186,7 +186,7 @@ def example_panel(case: dict, pred_dir: Path, title: str):
                                                 ("ground truth", s2, gt), ("prediction", s2, pr))):
         ax.imshow(normalize_intensity(base), cmap="gray", extent=ext, interpolation="nearest")
         if overlay:
-            for c in STRUCTURES:
+            for c in LESIONS:
                 m = sag(overlay[c]) > 0
                 rgba = np.zeros((*m.shape, 4))
                 rgba[m] = matplotlib.colors.to_rgba(COLOURS[c], 0.55)
@@ -197,7 +197,7 @@ def example_panel(case: dict, pred_dir: Path, title: str):
         # 20 mm scale bar, bottom left
         ax.plot([5, 25], [5, 5], color="w", lw=2)
         ax.text(15, 7, "20 mm", color="w", ha="center", va="bottom", fontsize=7)
-    axes[-1].legend(handles=[Patch(color=COLOURS[c], label=TITLES[c]) for c in STRUCTURES], fontsize=7,
+    axes[-1].legend(handles=[Patch(color=COLOURS[c], label=TITLES[c]) for c in LESIONS], fontsize=7,
                     loc="upper right", framealpha=0.7)
     fig.suptitle(title + "  (sagittal; superior up, anterior left)", fontsize=10)
     return fig

@@ -43,7 +43,7 @@ def postprocess_classes(prob: np.ndarray, voxel_mm3: float, threshold: float = 0
     removed; the whole tumor also takes in the three classes."""
     from scipy.ndimage import binary_fill_holes
 
-    from ..crops import CLASSES
+    from ..classes import CLASSES
 
     min_volume_mm3 = min_volume_mm3 or {}
     binary = {c: prob[i] >= threshold for i, c in enumerate(CLASSES)}

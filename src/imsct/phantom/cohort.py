@@ -18,7 +18,8 @@ from ..bids import Naming, stem
 from ..io import save_nifti, write_json, write_text, write_tsv
 from .anatomy import size_factor
 from .lesions import HIGH_GRADE_FRACTION, P_CAVITY, TUMOR_TYPES, p_edema
-from .subject import LABEL_CLASSES, SubjectData, SubjectSpec, make_subject
+from ..classes import LESIONS
+from .subject import SubjectData, SubjectSpec, make_subject
 
 # Paper, section 2.1 and Table 1.
 TYPE_COUNTS = {"astrocytoma": 101, "ependymoma": 122, "hemangioblastoma": 120}
@@ -157,7 +158,7 @@ def write_subject(out: Path, data: SubjectData, naming: Naming) -> dict[str, Pat
                     "GeneratedBy": "imsct phantom"},
                    paths[key].with_name(stem(paths[key]) + ".json"))
     stems = {"t2w_stem": stem(paths["t2w"]), "t1w_stem": stem(paths["t1w"])}
-    for key in (*LABEL_CLASSES, "centerline", "discs"):
+    for key in (*LESIONS, "centerline", "discs"):
         if key in naming.labels:
             p = naming.label_path(out, key, label, None, stems)
             save_nifti(data.labels[key], data.t2w_affine, p, dtype=np.uint8)
@@ -228,7 +229,7 @@ def dataset_volumes(bids_dir, naming: Naming | None = None) -> pd.DataFrame:
         stems = {"t2w_stem": stem(naming.image_name("t2w", label)), "t1w_stem": stem(naming.image_name("t1w", label))}
         row = {"participant_id": p["participant_id"], "tumor_type": p["tumor_type"],
                "tumor_grade": p.get("tumor_grade") if isinstance(p.get("tumor_grade"), str) else None}
-        for c in LABEL_CLASSES:
+        for c in LESIONS:
             img = nib.load(naming.label_path(bids_dir, c, label, None, stems))
             voxel = float(np.prod(img.header.get_zooms()[:3]))
             row[c] = float(np.count_nonzero(np.asanyarray(img.dataobj))) * voxel / 1000
@@ -243,7 +244,7 @@ def table2_comparison(volumes: pd.DataFrame) -> pd.DataFrame:
 
     rows = []
     for t in TUMOR_TYPES:
-        for c in LABEL_CLASSES:
+        for c in LESIONS:
             v = volumes.loc[(volumes["tumor_type"] == t) & (volumes[c] > 0), c].to_numpy(float)
             m, s = TABLE2[t][c]
             mean, std = (float(v.mean()), float(v.std(ddof=1))) if len(v) > 1 else (float("nan"), float("nan"))

@@ -27,10 +27,10 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import brentq, least_squares
 from scipy.special import ndtri
 
+from ..classes import LESIONS
 from .anatomy import DZ, Anatomy
 
 TUMOR_TYPES = ("astrocytoma", "ependymoma", "hemangioblastoma")
-CLASSES = ("tumor", "edema", "cavity")
 # Table 2 (cm3): tumor, edema, cavity volume mean and std per type, over the subjects having the class.
 TABLE2 = {
     "astrocytoma": {"tumor": (8.3, 5.9), "edema": (7.2, 7.8), "cavity": (34.4, 31.8)},
@@ -499,7 +499,7 @@ def draw_lesions(
     if has_cavity is None:
         has_cavity = bool(rng.uniform() < P_CAVITY[tumor_type])
     u = rng.uniform(size=3) if quantiles is None else np.asarray(quantiles, float)
-    targets = {c: volume_cm3(tumor_type, grade, c, u[i]) for i, c in enumerate(CLASSES)}
+    targets = {c: volume_cm3(tumor_type, grade, c, u[i]) for i, c in enumerate(LESIONS)}
     targets["edema"] *= has_edema
     targets["cavity"] *= has_cavity
 

@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..classes import LESIONS
 from .acquisition import ORIENTATIONS, SIZES, acquire, draw_grid, draw_motion, reorient
 from .anatomy import VERTEBRAE, Anatomy, draw_anatomy
 from .lesions import draw_lesions, expand_cord, lesion_dicts
 from .render import Grid, render, tissue_luts
 
-LABEL_CLASSES = ("tumor", "edema", "cavity")
 
 
 @dataclass
@@ -86,14 +86,14 @@ def _exclusive_labels(frac: dict[str, np.ndarray], offset=(0, 0, 0)) -> dict[str
     voxels are common (up to as many as the labelled ones): they go to the class on one colour of a
     3-D checkerboard and to the background on the other, so labels neither shrink nor grow lesions.
     ``offset``: index of the first voxel when ``frac`` is a block of the grid."""
-    labels = {c: np.zeros(frac[c].shape, np.uint8) for c in LABEL_CLASSES}
-    total = sum(frac[c] for c in LABEL_CLASSES)
+    labels = {c: np.zeros(frac[c].shape, np.uint8) for c in LESIONS}
+    total = sum(frac[c] for c in LESIONS)
     where = np.nonzero(total > 0)
     if where[0].size:
         parity = (sum(w + o for w, o in zip(where, offset)) % 2).astype(np.float32)
-        stack = np.stack([1 - total[where] + 1e-4 * (parity - 0.5)] + [frac[c][where] for c in LABEL_CLASSES])
+        stack = np.stack([1 - total[where] + 1e-4 * (parity - 0.5)] + [frac[c][where] for c in LESIONS])
         winner = np.argmax(stack, axis=0)
-        for k, c in enumerate(LABEL_CLASSES):
+        for k, c in enumerate(LESIONS):
             labels[c][where] = winner == k + 1
     return labels
 
@@ -162,13 +162,13 @@ def realised_volumes(spec: SubjectSpec, seed: int, size: str = "full") -> dict:
     d = draw_subject(spec, seed, size)
     lut2, _, tex = d.luts
     window = _lesion_window(d.anat, d.lesions, d.g2)
-    vols = dict.fromkeys(LABEL_CLASSES, 0.0)
+    vols = dict.fromkeys(LESIONS, 0.0)
     if window is not None:
         _, frac, _ = render(d.anat, d.lesions, d.g2, lut2, tex, d.look.enhancing_fraction, d.look.hemosiderin_cap,
                             d.rng, window=window, with_image=False)
         labels = _exclusive_labels(frac, tuple(w.start for w in window))
         voxel_mm3 = float(np.prod(d.g2.spacing))
-        vols = {c: round(float(labels[c].sum()) * voxel_mm3 / 1000, 4) for c in LABEL_CLASSES}
+        vols = {c: round(float(labels[c].sum()) * voxel_mm3 / 1000, 4) for c in LESIONS}
     return {"volumes_cm3": vols, **d.lesion_info}
 
 
@@ -213,7 +213,7 @@ def make_subject(spec: SubjectSpec, seed: int, size: str = "full") -> SubjectDat
         "seed": seed,
         "motion": motion.to_dict(),
         "tumor_grade": spec.tumor_grade,
-        "volumes_cm3": {c: round(float(labels[c].sum()) * voxel_mm3 / 1000, 4) for c in LABEL_CLASSES},
+        "volumes_cm3": {c: round(float(labels[c].sum()) * voxel_mm3 / 1000, 4) for c in LESIONS},
         "lesion_model": {k: v for k, v in d.lesion_info.items() if k != "tumor_grade"},
         "lesions": lesion_dicts(lesions),
         "appearance": {

@@ -9,11 +9,12 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
+from ..classes import LESIONS
 from ..io import ImageError, load_image, load_scan, same_grid, save_nifti, write_json, write_tsv
 from .cordmask import centerline_from_csv, tube_mask
 from .resample import canonical_grid, resample_image, zscore
 
-MASK_KEYS = ("tumor", "edema", "cavity", "cord")
+MASK_KEYS = (*LESIONS, "cord")  # working-grid masks
 
 
 def working_grid_paths(preprocess_dir, key: str) -> dict[str, str]:

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..crops import CLASSES, cord_network_input, paper_to_array, safety_to_array, uncrop
+from ..classes import CLASSES
+from ..crops import cord_network_input, paper_to_array, safety_to_array, uncrop
 from ..inference.postprocess import largest_component
 from ..io import write_json
 from .data import cord_crop, load_case, tumor_crop
