@@ -176,7 +176,7 @@ def _paper_size_model_folder(tmp: Path) -> Path:
 
     import torch
 
-    from imsct.inference.export import write_model_folder
+    from imsct.training.export import write_model_folder
     from imsct.models.unet3d import ModifiedUNet3D
     from imsct.training.jobs import _config
 

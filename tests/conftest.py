@@ -106,7 +106,7 @@ def tiny_models(preprocessed_small, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model_folder(tiny_models, tmp_path_factory):
     from helpers import TINY
-    from imsct.inference.export import write_model_folder
+    from imsct.training.export import write_model_folder
 
     folder = tmp_path_factory.mktemp("onnx")
     write_model_folder(tiny_models[0] / "cord/best.pt", tiny_models[0] / "tumor/best.pt", folder, "00", TINY)

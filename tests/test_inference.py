@@ -83,7 +83,7 @@ def test_whole_image_model_runs_single_step_and_ensembles_must_agree(tiny_models
     step by default, refuses the cascade, and its timing holds no cord model; folders that see
     different inputs do not ensemble."""
     from helpers import TINY
-    from imsct.inference.export import write_model_folder
+    from imsct.training.export import write_model_folder
 
     single_dir = tmp_path / "single"
     write_model_folder(tiny_models[0] / "cord/best.pt", tiny_models[0] / "tumor/best.pt", single_dir, "00", TINY,
@@ -184,7 +184,7 @@ def test_demo_size_models_reach_expected_dice_and_the_crop_holds_every_structure
     from helpers import split_sets
     from imsct.evaluation.evaluate import crop_contains
     from imsct.evaluation.metrics import compare
-    from imsct.inference.export import write_model_folder
+    from imsct.training.export import write_model_folder
     from imsct.training.jobs import train_cord_model, train_tumor_model
 
     train, val = split_sets(preprocessed_small)
@@ -288,3 +288,21 @@ def test_training_and_inference_feed_the_networks_the_same_voxels(tiny_model_fol
     np.testing.assert_allclose(fed, train_patches, atol=2e-3)  # float16 storage in training
     starts = seg.provenance["network_input_region"]
     assert [b - a for a, b in starts] == list(crop.x.shape[1:])
+
+
+def test_layers_point_one_way():
+    """Inference, evaluation and the shared geometry never import training (nor PyTorch): a clinical
+    install runs them without it."""
+    import ast
+
+    src = Path(__file__).resolve().parents[1] / "src" / "imsct"
+    files = [*src.glob("inference/*.py"), *src.glob("evaluation/*.py"), src / "crops.py", src / "classes.py"]
+    for f in files:
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                name = ("." * node.level) + (node.module or "")
+            elif isinstance(node, ast.Import):
+                name = ",".join(a.name for a in node.names)
+            else:
+                continue
+            assert "training" not in name and "torch" not in name.split("."), f"{f}: imports {name}"

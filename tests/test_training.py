@@ -332,7 +332,7 @@ def test_stale_checkpoint_is_not_resumed_and_lost_outputs_come_back(preprocessed
 def test_export_model_folder_parity_and_hashes(tiny_models, tmp_path):
     import onnxruntime as ort
 
-    from imsct.inference.export import write_model_folder
+    from imsct.training.export import write_model_folder
     from imsct.inference.modelfolder import ModelFolderError, read_model_folder
     from imsct.training.loop import load_model
 

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from imsct.inference.export import write_model_folder
+from imsct.training.export import write_model_folder
 from imsct.logs import snakemake_log
 
 smk = snakemake  # noqa: F821 - injected by Snakemake

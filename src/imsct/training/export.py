@@ -2,8 +2,8 @@
 computes: the export fails unless onnxruntime matches PyTorch on random inputs of several sizes
 (max abs difference <= 1e-4).
 
-torch 2.13's default exporter is the dynamo one (needs onnxscript, ~17 s); the TorchScript exporter
-(``dynamo=False``, opset 17) exports this network in under a second. The internal padding to a
+torch 2.13's default exporter is the dynamo one (needs onnxscript, and is much slower here); the
+TorchScript exporter (``dynamo=False``, opset 17) exports this network. The internal padding to a
 multiple of 2**downsamplings is done by the inference code, so the exported graph is the core network.
 """
 
@@ -19,7 +19,7 @@ from torch import nn
 
 from ..io import atomic_path
 from ..models.unet3d import ModifiedUNet3D
-from .modelfolder import MODEL_FORMAT, sha256
+from ..inference.modelfolder import MODEL_FORMAT, sha256
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -94,7 +94,7 @@ def export_model_folder(cord_pt, tumor_pt, out_dir, split: str, spacing_si_ap_rl
     inference needs (grid, orientation, patches, safety factor, classes, channel order,
     normalisation, thresholds, split, package version, file hashes)."""
     from .. import __version__
-    from ..training.loop import load_model
+    from .loop import load_model
 
     out = Path(out_dir)
     meta = {"format": MODEL_FORMAT, "package_version": __version__, "split": split,
