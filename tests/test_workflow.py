@@ -127,6 +127,23 @@ def test_config_errors_name_the_key(tmp_path, text, message):
     assert message in r.stderr + r.stdout
 
 
+def test_partial_config_sections_are_completed_from_the_defaults(tmp_path):
+    """A config giving only some keys of a section (here the only config: --replace-workflow-config)
+    plans the workflow with the schema's defaults for the rest, as `imsct.config.load_config` does."""
+    p = tmp_path / "partial.yaml"
+    p.write_text("synthetic: {subjects: 8}\nsplits: {n: 2}\n"
+                 "training: {cord: {base_filters: 4}, resources: {gpu: 1}}\n"
+                 "postprocess: {min_volume_cm3: {tumor: 0.1}}\n")
+    r = snakemake("-n", "--cores", "2", "--resources", "gpu=1", "--replace-workflow-config", "--configfile", str(p),
+                  "--config", *tmp_config(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    counts = job_counts(r.stdout)
+    assert counts["train_cord"] == counts["train_tumor"] == 2 and counts["phantom_subject"] == 8
+    train = next(b for b in r.stdout.split("\nrule ")[1:] if b.startswith("train_cord:"))
+    line = next(ln for ln in train.splitlines() if ln.strip().startswith("resources:"))
+    assert "gpu=1" in line and "mem_mb=8000" in line and "runtime=120" in line, line
+
+
 def test_small_run_generates_cohort_and_qc(tmp_path):
     small = overlay(tmp_path, "synthetic: {subjects: 3, seed: 5, size: small, qc: true}")
     res = tmp_path / "results"

@@ -3,6 +3,7 @@ its defaults filled in, so `imsct train --config config/config.yaml` means what 
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import jsonschema
@@ -14,14 +15,19 @@ SCHEMA = Path(__file__).resolve().parent / "config.schema.yaml"
 
 def _with_defaults(validator_class):
     """jsonschema validator that fills ``default`` values while validating (the recipe from the
-    jsonschema documentation; Snakemake's `validate(..., set_default=True)` does the same)."""
+    jsonschema documentation; Snakemake's `validate(..., set_default=True)` does the same).
+
+    A missing key gets its default, then validation descends into it, so defaults are filled at every
+    depth: the schema gives every key of every section its own default (a section's default is ``{}``
+    or a complete section), and a section given in part is completed key by key. Snakemake's recipe
+    is the same, so the workflow and the CLI see the same configuration."""
     validate_props = validator_class.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
         if isinstance(instance, dict):
             for name, sub in properties.items():
                 if "default" in sub and name not in instance:
-                    instance[name] = sub["default"]
+                    instance[name] = copy.deepcopy(sub["default"])
         yield from validate_props(validator, properties, instance, schema)
 
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})

@@ -10,7 +10,8 @@ from imsct.phantom.cohort import participants_table, plan_cohort
 from imsct.preprocess.pipeline import working_grid_paths
 from imsct.splits import make_splits, split_table
 
-validate(config, schema=str(SCHEMA))
+# Fills every missing key with its default at every depth, as imsct.config.load_config (the CLI) does.
+validate(config, schema=str(SCHEMA), set_default=True)
 check_semantics(config)
 
 NAMING = Naming.from_config(config["inputs"])
