@@ -14,6 +14,12 @@ from imsct.splits import make_splits, split_table
 validate(config, schema=str(SCHEMA), set_default=True)
 check_semantics(config)
 
+# Every rule runs in the one environment of environment.yml, created once by the user from the
+# repository root (`mamba env create -f environment.yml`). Rules name it rather than point at the file:
+# Snakemake builds an environment file elsewhere, where its `-e .` would not be this repository.
+# With --software-deployment-method conda each job activates it; otherwise run snakemake inside it.
+CONDA_ENV = "imsct"
+
 NAMING = Naming.from_config(config["inputs"])
 RESULTS = config["results"]
 RESOURCES = config["resources"]
