@@ -1,4 +1,5 @@
-"""Installation: the one conda environment."""
+"""Installation: what the plain install holds (registration and segmentation, no PyTorch), the extras,
+the one conda environment, and the one line a command prints when an optional dependency is missing."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pytest
 import yaml
 
@@ -25,6 +28,79 @@ def _names(requirements) -> set[str]:
         out |= {f"{name}[{e.strip()}]" for e in m.group(2).split(",")} if m.group(2) else {name}
     return out
 
+
+def run_cli_without(modules: list[str], argv: list[str]) -> subprocess.CompletedProcess:
+    """``imsct <argv>`` in a fresh interpreter where importing ``modules`` fails as it does when they are
+    not installed (a meta-path finder ahead of every other raises ModuleNotFoundError for them)."""
+    code = f"""
+import sys
+BLOCKED = {modules!r}
+
+class NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+
+sys.meta_path.insert(0, NotInstalled())
+from imsct.cli import main
+sys.exit(main({argv!r}))
+"""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+
+
+def test_plain_install_holds_segmentation_and_training_and_the_workflow_are_extras():
+    base = _names(PYPROJECT["dependencies"])
+    extras = {k: _names(v) for k, v in PYPROJECT["optional-dependencies"].items()}
+    assert {"antspyx", "onnxruntime", "nibabel", "scipy", "connected-components-3d"} <= base
+    assert not {"torch", "onnx", "snakemake", "pybids"} & base
+    assert {"torch", "onnx"} <= extras["train"] and "snakemake" in extras["workflow"]
+    # older install commands keep working: registration and inference are in the plain install now
+    assert extras["register"] == extras["infer"] == set()
+    assert {f"imsct[{e}]" for e in ("train", "workflow", "slurm", "dev")} <= extras["all"]
+
+
+def test_each_missing_module_message_names_the_extra_that_installs_it():
+    from imsct.cli import EXTRAS
+
+    extras = {k: _names(v) for k, v in PYPROJECT["optional-dependencies"].items()}
+    dist = {"torch": "torch", "onnx": "onnx", "snakemake": "snakemake", "bids": "pybids"}
+    for module, (_, extra) in EXTRAS.items():
+        assert dist[module] in extras[extra], (module, extra)
+
+
+def test_train_without_torch_says_which_extra_to_install(tmp_path):
+    r = run_cli_without(["torch"], ["train", "--model", "cord", "--split", str(tmp_path / "split-00.tsv"),
+                                    "--preprocessed", str(tmp_path), "--out", str(tmp_path / "cord")])
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == ['error: imsct train needs PyTorch: pip install "imsct[train]"']
+
+
+def test_segment_with_a_dependency_missing_says_so_in_one_line(tmp_path):
+    img = nib.Nifti1Image(np.random.default_rng(0).random((8, 8, 8), np.float32), np.eye(4))
+    for name in ("t2.nii.gz", "t1.nii.gz"):
+        nib.save(img, tmp_path / name)
+    r = run_cli_without(["onnxruntime"], ["segment", "--t2", str(tmp_path / "t2.nii.gz"), "--t1",
+                                          str(tmp_path / "t1.nii.gz"), "--model", str(tmp_path / "model"),
+                                          "--out", str(tmp_path / "seg")])
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "imsct segment needs the Python module 'onnxruntime'" in lines[0], r.stderr
+
+
+def test_verbose_keeps_the_traceback_for_a_bug_report(tmp_path):
+    r = run_cli_without(["torch"], ["-v", "train", "--model", "cord", "--split", str(tmp_path / "s.tsv"),
+                                    "--preprocessed", str(tmp_path), "--out", str(tmp_path / "cord")])
+    assert r.returncode != 0 and "Traceback" in r.stderr and "ModuleNotFoundError" in r.stderr
+
+
+def test_a_missing_module_of_imsct_itself_is_not_blamed_on_the_installation():
+    from imsct.cli import missing_module_message
+
+    assert missing_module_message("train", ModuleNotFoundError("x", name="imsct.nothing")) is None
+    assert missing_module_message("train", ModuleNotFoundError("x", name="torch.nn")) == (
+        'imsct train needs PyTorch: pip install "imsct[train]"')
 
 
 def _expand(extras: set[str]) -> set[str]:
