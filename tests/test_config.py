@@ -1,5 +1,5 @@
-"""The configuration: a section given in part is completed from the schema's defaults, at every depth,
-identically by the CLI (`load_config`) and by the workflow (Snakemake's `validate`)."""
+"""The configuration: a section given in part is completed from the schema's defaults, at every depth
+(the CLI's `load_config` and the workflow's common.smk both validate with `validate_config`)."""
 
 from __future__ import annotations
 
@@ -81,16 +81,30 @@ def test_image_spec_without_entities_matches_any():
         "suffix": "T2w", "entities": {"acq": "sag"}}
 
 
-@pytest.mark.parametrize("partial", [{}, *PARTIAL, {"inputs": {"t1w": {"suffix": "T1w"}}}],
-                         ids=lambda p: yaml.safe_dump(p, default_flow_style=True).strip())
-def test_the_workflow_fills_the_same_defaults(partial):
-    """common.smk validates with Snakemake's `validate(config, schema, set_default=True)`."""
-    validate = pytest.importorskip("snakemake.utils").validate
-    cfg = copy.deepcopy(partial)
-    validate(cfg, str(SCHEMA), set_default=True)
-    assert cfg == load_config(overrides=copy.deepcopy(partial))
-
-
 def test_unknown_nested_key_is_an_error_naming_it():
     with pytest.raises(ValueError, match=r"training/cord: Additional properties .*'depth' was unexpected"):
         load_config(overrides={"training": {"cord": {"depth": 3}}})
+
+
+def test_cli_naming_from_a_partial_inputs_section(tmp_path):
+    """`imsct phantom --config` with an image given without its suffix (the default, T1w, fills it)."""
+    from imsct.cli import main
+
+    cfg = tmp_path / "naming.yaml"
+    cfg.write_text("inputs: {t1w: {entities: {acq: gad}}}\n")
+    assert main(["phantom", str(tmp_path / "bids"), "--subjects", "1", "--size", "small", "--config", str(cfg)]) == 0
+    assert (tmp_path / "bids/sub-001/anat/sub-001_acq-gad_T1w.nii.gz").is_file()
+
+
+def test_a_config_that_is_not_yaml_is_one_line_naming_the_file(tmp_path):
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "broken.yaml"
+    cfg.write_text("training: {cord: [\n")
+    r = subprocess.run([sys.executable, "-m", "imsct.cli", "train", "--model", "cord", "--split", "s.tsv",
+                        "--preprocessed", str(tmp_path), "--out", str(tmp_path / "m"), "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [f"error: config {cfg}: not valid YAML (line 2, column 1): "
+                                             "expected the node content, but found '<stream end>'"]

@@ -8,8 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 
 def _naming(args):
     from .bids import Naming
@@ -17,8 +15,9 @@ def _naming(args):
     if getattr(args, "naming", None) == "ivadomed":
         return Naming.ivadomed()
     if getattr(args, "config", None):
-        cfg = yaml.safe_load(Path(args.config).read_text()) or {}
-        return Naming.from_config(cfg.get("inputs", {}))
+        from .config import load_config
+
+        return Naming.from_config(load_config(args.config)["inputs"])
     return Naming()
 
 

@@ -20,7 +20,7 @@ def _with_defaults(validator_class):
     A missing key gets its default, then validation descends into it, so defaults are filled at every
     depth: the schema gives every key of every section its own default (a section's default is ``{}``
     or a complete section), and a section given in part is completed key by key. Snakemake's recipe
-    is the same, so the workflow and the CLI see the same configuration."""
+    is the same (the workflow uses this one, through :func:`validate_config`)."""
     validate_props = validator_class.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
@@ -56,18 +56,30 @@ def check_semantics(cfg: dict) -> None:
                          f"(splits/n is {n})")
 
 
-def load_config(path: str | Path | None = None, overrides: dict | None = None) -> dict:
-    """Load ``path`` (or the schema defaults alone), apply ``overrides``, validate, fill defaults.
-    Raises ValueError naming the offending key."""
-    cfg = yaml.safe_load(Path(path).read_text()) if path else {}
-    cfg = cfg or {}
-    for k, v in (overrides or {}).items():
-        cfg[k] = v
+def validate_config(cfg: dict, source: str | Path | None = None) -> dict:
+    """Validate ``cfg`` in place against the schema, filling every missing key with its default at every
+    depth, then :func:`check_semantics`. Raises ValueError naming the offending key (and ``source``).
+    The CLI (:func:`load_config`) and the workflow (common.smk) both validate with it."""
     schema = yaml.safe_load(SCHEMA.read_text())
     try:
         _with_defaults(jsonschema.Draft202012Validator)(schema).validate(cfg)
     except jsonschema.ValidationError as exc:
         where = "/".join(map(str, exc.absolute_path)) or "(top level)"
-        raise ValueError(f"config {path or ''}: {where}: {exc.message}") from None
+        raise ValueError(f"config{f' {source}' if source else ''}: {where}: {exc.message}") from None
     check_semantics(cfg)
     return cfg
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> dict:
+    """Load ``path`` (or the schema defaults alone), apply ``overrides``, validate, fill defaults.
+    Raises ValueError naming the offending key."""
+    try:
+        cfg = yaml.safe_load(Path(path).read_text()) if path else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ValueError(f"config {path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    cfg = cfg or {}
+    for k, v in (overrides or {}).items():
+        cfg[k] = v
+    return validate_config(cfg, path)

@@ -2,17 +2,20 @@
 import logging
 from pathlib import Path
 
-from snakemake.utils import validate
+from snakemake.exceptions import WorkflowError
 
 from imsct.bids import Naming, discover_cached
-from imsct.config import SCHEMA, check_semantics
+from imsct.config import validate_config
 from imsct.phantom.cohort import participants_table, plan_cohort
 from imsct.preprocess.pipeline import working_grid_paths
 from imsct.splits import make_splits, split_table
 
-# Fills every missing key with its default at every depth, as imsct.config.load_config (the CLI) does.
-validate(config, schema=str(SCHEMA), set_default=True)
-check_semantics(config)
+# The CLI's validation (imsct.config): fills every missing key with its default at every depth; a
+# mistake is one message naming the key, without a traceback.
+try:
+    validate_config(config)
+except ValueError as exc:
+    raise WorkflowError(str(exc)) from None
 
 # Every rule runs in the one environment of environment.yml, created once by the user from the
 # repository root (`mamba env create -f environment.yml`). Rules name it rather than point at the file:
