@@ -235,7 +235,8 @@ def test_light_install_has_no_torch_and_segments(tiny_model_folder, sct_data, tm
                         "print(u.find_spec('torch'), u.find_spec('snakemake'))"], capture_output=True, text=True)
     assert r.stdout.strip() == "None None"
     r = subprocess.run([str(venv / "bin/imsct"), "train", "--model", "cord", "--split", str(tmp_path / "s.tsv"),
-                        "--preprocessed", str(tmp_path), "--out", str(tmp_path / "cord")], capture_output=True, text=True)
+                        "--preprocessed", str(tmp_path), "--out", str(tmp_path / "cord")],
+                       capture_output=True, text=True)
     assert r.returncode != 0 and r.stderr.strip().splitlines() == [
         'error: imsct train needs PyTorch: pip install "imsct[train]"'], r.stderr[-3000:]
     r = subprocess.run([str(venv / "bin/imsct"), "segment", "--t2", str(sct_data / "t2/t2.nii.gz"), "--t1",
