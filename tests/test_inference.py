@@ -217,7 +217,8 @@ def test_demo_size_models_reach_expected_dice_and_the_crop_holds_every_structure
 
 @pytest.mark.slow
 def test_light_install_has_no_torch_and_segments(tiny_model_folder, sct_data, tmp_path):
-    """`pip install .[infer]` in a fresh environment: no PyTorch in it, and `imsct segment` works."""
+    """The plain install (`pip install .`, no extras) in a fresh environment: no PyTorch and no Snakemake
+    in it, `imsct segment` works (registration included), and `imsct train` says which extra it needs."""
     import shutil
 
     repo = Path(__file__).resolve().parents[1]
@@ -227,12 +228,17 @@ def test_light_install_has_no_torch_and_segments(tiny_model_folder, sct_data, tm
         shutil.copy(repo / f, src / f)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    r = subprocess.run([str(venv / "bin/pip"), "install", "-q", f"{src}[infer]"], capture_output=True, text=True,
+    r = subprocess.run([str(venv / "bin/pip"), "install", "-q", str(src)], capture_output=True, text=True,
                        timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
-    r = subprocess.run([str(venv / "bin/python"), "-c", "import importlib.util as u; print(u.find_spec('torch'))"],
+    r = subprocess.run([str(venv / "bin/python"), "-c", "import importlib.util as u; "
+                        "print(u.find_spec('torch'), u.find_spec('snakemake'))"], capture_output=True, text=True)
+    assert r.stdout.strip() == "None None"
+    r = subprocess.run([str(venv / "bin/imsct"), "train", "--model", "cord", "--split", str(tmp_path / "s.tsv"),
+                        "--preprocessed", str(tmp_path), "--out", str(tmp_path / "cord")],
                        capture_output=True, text=True)
-    assert r.stdout.strip() == "None"
+    assert r.returncode != 0 and r.stderr.strip().splitlines() == [
+        'error: imsct train needs PyTorch: pip install "imsct[train]"'], r.stderr[-3000:]
     r = subprocess.run([str(venv / "bin/imsct"), "segment", "--t2", str(sct_data / "t2/t2.nii.gz"), "--t1",
                         str(sct_data / "t1/t1w.nii.gz"), "--model", str(tiny_model_folder), "--out", str(tmp_path / "seg")],
                        capture_output=True, text=True, timeout=600)

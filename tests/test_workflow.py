@@ -110,14 +110,17 @@ def test_rule_files_are_snakefmt_formatted():
     "text, message",
     [
         ("foo: 1", "'foo' was unexpected"),
-        ("synthetic: {subjects: 0}", "['synthetic']['subjects']"),
-        ("synthetic: {subjects: twelve}", "['synthetic']['subjects']"),
-        ("splits: {n: 0}", "['splits']['n']"),
+        ("synthetic: {subjects: 0}", "config: synthetic/subjects: 0 is less than the minimum of 1"),
+        ("synthetic: {subjects: twelve}", "config: synthetic/subjects: 'twelve' is not of type 'integer'"),
+        ("splits: {n: 0}", "config: splits/n: 0 is less than the minimum of 1"),
         ("splits: {fractions: [0.5, 0.3, 0.3]}", "splits/fractions"),
-        ("preprocess: {spacing_mm: [1, 1, -2]}", "['preprocess']['spacing_mm']"),
-        ("inputs: {t2w: {suffix: 'T2w/../x'}}", "['inputs']['t2w']['suffix']"),
-        ("training: {tumor: {downsamplings: 4, patch: [64, 48, 16], stride: [32, 48, 16]}}",
-         "training/tumor/patch: [64, 48, 16] must be multiples of 2**downsamplings = 16"),
+        ("preprocess: {spacing_mm: [1, 1, -2]}",
+         "config: preprocess/spacing_mm/2: -2 is less than or equal to the minimum of 0"),
+        ("inputs: {t2w: {suffix: 'T2w/../x'}}", "config: inputs/t2w/suffix: 'T2w/../x' does not match"),
+        ("training: {cord: {depth: 3}}",
+         "config: training/cord: Additional properties are not allowed ('depth' was unexpected)"),
+        ("training: {tumor: {downsamplings: 4, patch: [64, 40, 16], stride: [32, 40, 16]}}",
+         "training/tumor/patch: [64, 40, 16] must be multiples of 2**downsamplings = 16"),
         ("training: {single_step: {splits: [3]}}", "training/single_step/splits: [3] must name splits 0..2"),
     ],
 )
@@ -125,6 +128,25 @@ def test_config_errors_name_the_key(tmp_path, text, message):
     r = snakemake("-n", "--cores", "1", *overlay(tmp_path, text), "--config", *tmp_config(tmp_path))
     assert r.returncode != 0
     assert message in r.stderr + r.stdout
+    # one message, not a traceback through imsct or a dump of the schema
+    assert "Traceback" not in r.stderr and "config.py" not in r.stderr and "Failed validating" not in r.stderr
+
+
+def test_partial_config_sections_are_completed_from_the_defaults(tmp_path):
+    """A config giving only some keys of a section (here the only config: --replace-workflow-config)
+    plans the workflow with the schema's defaults for the rest, as `imsct.config.load_config` does."""
+    p = tmp_path / "partial.yaml"
+    p.write_text("synthetic: {subjects: 8}\nsplits: {n: 2}\n"
+                 "training: {cord: {base_filters: 4}, resources: {gpu: 1}}\n"
+                 "postprocess: {min_volume_cm3: {tumor: 0.1}}\n")
+    r = snakemake("-n", "--cores", "2", "--resources", "gpu=1", "--replace-workflow-config", "--configfile", str(p),
+                  "--config", *tmp_config(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    counts = job_counts(r.stdout)
+    assert counts["train_cord"] == counts["train_tumor"] == 2 and counts["phantom_subject"] == 8
+    train = next(b for b in r.stdout.split("\nrule ")[1:] if b.startswith("train_cord:"))
+    line = next(ln for ln in train.splitlines() if ln.strip().startswith("resources:"))
+    assert "gpu=1" in line and "mem_mb=8000" in line and "runtime=120" in line, line
 
 
 def test_small_run_generates_cohort_and_qc(tmp_path):

@@ -8,8 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 
 def _naming(args):
     from .bids import Naming
@@ -17,8 +15,9 @@ def _naming(args):
     if getattr(args, "naming", None) == "ivadomed":
         return Naming.ivadomed()
     if getattr(args, "config", None):
-        cfg = yaml.safe_load(Path(args.config).read_text()) or {}
-        return Naming.from_config(cfg.get("inputs", {}))
+        from .config import load_config
+
+        return Naming.from_config(load_config(args.config)["inputs"])
     return Naming()
 
 
@@ -322,12 +321,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Optional dependencies (pyproject.toml extras): the module a command imports -> (what, extra).
+EXTRAS = {"torch": ("PyTorch", "train"), "onnx": ("ONNX", "train"), "snakemake": ("Snakemake", "workflow"),
+          "bids": ("pybids", "dev")}
+
+
+def missing_module_message(command: str, exc: ModuleNotFoundError) -> str | None:
+    """One line saying what to install for a module a command could not import (None: imsct's own)."""
+    top = (exc.name or "").partition(".")[0]
+    if not top or top == __package__:
+        return None
+    if top in EXTRAS:
+        what, extra = EXTRAS[top]
+        return f'imsct {command} needs {what}: pip install "imsct[{extra}]"'
+    return (f"imsct {command} needs the Python module {top!r}, a dependency of imsct that is not installed: "
+            f"install imsct again (pip install imsct)")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
+    except ModuleNotFoundError as exc:
+        message = missing_module_message(args.command, exc)
+        if message is None or args.verbose:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     except (FileNotFoundError, ValueError, OSError, RuntimeError) as exc:
         if args.verbose:  # the traceback, for a bug report
             raise

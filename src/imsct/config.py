@@ -3,6 +3,7 @@ its defaults filled in, so `imsct train --config config/config.yaml` means what 
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import jsonschema
@@ -14,14 +15,19 @@ SCHEMA = Path(__file__).resolve().parent / "config.schema.yaml"
 
 def _with_defaults(validator_class):
     """jsonschema validator that fills ``default`` values while validating (the recipe from the
-    jsonschema documentation; Snakemake's `validate(..., set_default=True)` does the same)."""
+    jsonschema documentation; Snakemake's `validate(..., set_default=True)` does the same).
+
+    A missing key gets its default, then validation descends into it, so defaults are filled at every
+    depth: the schema gives every key of every section its own default (a section's default is ``{}``
+    or a complete section), and a section given in part is completed key by key. Snakemake's recipe
+    is the same (the workflow uses this one, through :func:`validate_config`)."""
     validate_props = validator_class.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
         if isinstance(instance, dict):
             for name, sub in properties.items():
                 if "default" in sub and name not in instance:
-                    instance[name] = sub["default"]
+                    instance[name] = copy.deepcopy(sub["default"])
         yield from validate_props(validator, properties, instance, schema)
 
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
@@ -50,18 +56,42 @@ def check_semantics(cfg: dict) -> None:
                          f"(splits/n is {n})")
 
 
-def load_config(path: str | Path | None = None, overrides: dict | None = None) -> dict:
-    """Load ``path`` (or the schema defaults alone), apply ``overrides``, validate, fill defaults.
-    Raises ValueError naming the offending key."""
-    cfg = yaml.safe_load(Path(path).read_text()) if path else {}
-    cfg = cfg or {}
-    for k, v in (overrides or {}).items():
-        cfg[k] = v
+def validate_config(cfg: dict, source: str | Path | None = None) -> dict:
+    """Validate ``cfg`` in place against the schema, filling every missing key with its default at every
+    depth, then :func:`check_semantics`. Raises ValueError naming the offending key (and ``source``).
+    The CLI (:func:`load_config`) and the workflow (common.smk) both validate with it."""
     schema = yaml.safe_load(SCHEMA.read_text())
     try:
         _with_defaults(jsonschema.Draft202012Validator)(schema).validate(cfg)
     except jsonschema.ValidationError as exc:
         where = "/".join(map(str, exc.absolute_path)) or "(top level)"
-        raise ValueError(f"config {path or ''}: {where}: {exc.message}") from None
+        raise ValueError(f"config{f' {source}' if source else ''}: {where}: {exc.message}") from None
     check_semantics(cfg)
     return cfg
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> dict:
+    """Load ``path`` (or the schema defaults alone), apply ``overrides``, validate, fill defaults.
+    Raises ValueError naming the offending key."""
+    try:
+        cfg = yaml.safe_load(Path(path).read_text()) if path else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ValueError(f"config {path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    cfg = cfg or {}
+    for k, v in (overrides or {}).items():
+        cfg[k] = v
+    return validate_config(cfg, path)
+
+
+# What decides where and how fast a job runs, or which splits train the baseline, not what a model
+# learns: the workflow leaves these out of the rules' params so editing them reruns nothing.
+SCHEDULING_KEYS = ("threads", "device", "resources", "single_step")
+
+
+def training_recipe(training: dict) -> dict:
+    """The ``training`` config section without :data:`SCHEDULING_KEYS`: what a model depends on."""
+    import copy
+
+    return {k: copy.deepcopy(v) for k, v in training.items() if k not in SCHEDULING_KEYS}

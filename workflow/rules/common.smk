@@ -2,11 +2,11 @@
 import logging
 from pathlib import Path
 
-from snakemake.utils import validate
+from snakemake.exceptions import WorkflowError
 
 from imsct.bids import Naming, discover_cached
 from imsct.classes import CLASSES, OUTPUTS
-from imsct.config import SCHEMA, check_semantics
+from imsct.config import training_recipe, validate_config
 from imsct.phantom.cohort import participants_table, plan_cohort
 from imsct.preprocess.pipeline import working_grid_paths
 from imsct.splits import (
@@ -15,10 +15,19 @@ from imsct.splits import (
     split_members as members,
     split_table,
 )
-from imsct.training.jobs import training_recipe
 
-validate(config, schema=str(SCHEMA))
-check_semantics(config)
+# The CLI's validation (imsct.config): fills every missing key with its default at every depth; a
+# mistake is one message naming the key, without a traceback.
+try:
+    validate_config(config)
+except ValueError as exc:
+    raise WorkflowError(str(exc)) from None
+
+# Every rule runs in the one environment of environment.yml, created once by the user from the
+# repository root (`mamba env create -f environment.yml`). Rules name it rather than point at the file:
+# Snakemake builds an environment file elsewhere, where its `-e .` would not be this repository.
+# With --software-deployment-method conda each job activates it; otherwise run snakemake inside it.
+CONDA_ENV = "imsct"
 
 NAMING = Naming.from_config(config["inputs"])
 RESULTS = config["results"]

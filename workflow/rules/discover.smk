@@ -10,7 +10,7 @@ rule discover:
     log:
         f"{LOGS}/discover.log",
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     params:
         bids_dir=BIDS_DIR,
         inputs=config["inputs"],

@@ -10,7 +10,7 @@ rule evaluate:
     log:
         f"{LOGS}/evaluate/split-{{split}}.log",
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     params:
         subjects=get_evaluate_subjects,
         pred_root=f"{RESULTS}/predictions/split-{{split}}",
@@ -39,6 +39,6 @@ rule aggregate:
     log:
         f"{LOGS}/evaluate/aggregate.log",
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     script:
         "../scripts/aggregate.py"

@@ -12,7 +12,7 @@ rule export:
     log:
         f"{LOGS}/export/split-{{split}}.log",
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     params:
         training=TRAINING_RECIPE,
         spacing=config["preprocess"]["spacing_mm"],
@@ -33,7 +33,7 @@ rule export_single:
     log:
         f"{LOGS}/export/split-{{split}}_single.log",
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     params:
         training=TRAINING_RECIPE,
         spacing=config["preprocess"]["spacing_mm"],

@@ -34,7 +34,7 @@ rule infer:
     wildcard_constraints:
         mode="cascade|single",
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     threads: 2
     params:
         cascade=lambda wc: wc.mode == "cascade",

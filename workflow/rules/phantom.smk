@@ -8,7 +8,7 @@ rule phantom_dataset:
     log:
         f"{LOGS}/phantom/dataset.log",
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     params:
         subjects=config["synthetic"]["subjects"],
         seed=config["synthetic"]["seed"],
@@ -26,7 +26,7 @@ rule phantom_subject:
     benchmark:
         f"{BENCH}/phantom/sub-{{subject}}.tsv"
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=2000,
@@ -49,6 +49,6 @@ rule phantom_qc:
     log:
         f"{LOGS}/phantom/sub-{{subject}}_qc.log",
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     script:
         "../scripts/phantom_qc.py"

@@ -10,7 +10,7 @@ rule cord_mask:
     log:
         f"{LOGS}/preprocess/sub-{{subject}}_cord-mask.log",
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     params:
         diameter_mm=config["preprocess"]["cord_mask_diameter_mm"],
     script:
@@ -29,7 +29,7 @@ rule register:
     benchmark:
         f"{BENCH}/preprocess/sub-{{subject}}_register.tsv"
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=4000,
@@ -50,7 +50,7 @@ rule resample:
     benchmark:
         f"{BENCH}/preprocess/sub-{{subject}}_resample.tsv"
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     resources:
         mem_mb=4000,
     params:
@@ -75,7 +75,7 @@ rule registration_figure:
     log:
         f"{LOGS}/qc/sub-{{subject}}_registration.log",
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     script:
         "../scripts/registration_figure.py"
 
@@ -91,6 +91,6 @@ rule registration_summary:
     log:
         f"{LOGS}/qc/registration_summary.log",
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     script:
         "../scripts/registration_summary.py"

@@ -19,7 +19,7 @@ rule report:
     log:
         f"{LOGS}/report.log",
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     params:
         subjects=get_report_subjects,
         training_logs={

@@ -10,7 +10,7 @@ rule splits:
     log:
         f"{LOGS}/splits.log",
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     params:
         n=config["splits"]["n"],
         seed=config["splits"]["seed"],
@@ -38,7 +38,7 @@ rule train_cord:
     benchmark:
         f"{BENCH}/train/split-{{split}}_cord.tsv"
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     threads: config["training"]["threads"]
     resources:
         gpu=config["training"]["resources"]["gpu"],
@@ -72,7 +72,7 @@ rule train_tumor:
     benchmark:
         f"{BENCH}/train/split-{{split}}_tumor.tsv"
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     threads: config["training"]["threads"]
     resources:
         gpu=config["training"]["resources"]["gpu"],
@@ -108,7 +108,7 @@ rule train_single:
     wildcard_constraints:
         split="|".join(SINGLE_SPLITS) or "none",
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     threads: config["training"]["threads"]
     resources:
         gpu=config["training"]["resources"]["gpu"],

@@ -4,7 +4,6 @@ cord mask, and the single-step baseline (the tumor model trained on the whole im
 
 from __future__ import annotations
 
-import copy
 import logging
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 
 from ..classes import CLASSES
+from ..config import training_recipe
 from ..crops import cord_network_input, paper_to_array, safety_to_array, uncrop
 from ..inference.postprocess import largest_component
 from ..io import write_json
@@ -19,16 +19,6 @@ from .data import cord_crop, load_case, tumor_crop
 from .loop import TrainConfig, load_model, pick_device, train
 
 log = logging.getLogger(__name__)
-
-
-# What decides where and how fast a job runs, or which splits train the baseline, not what a model
-# learns: the workflow leaves these out of the rules' params so editing them reruns nothing.
-SCHEDULING_KEYS = ("threads", "device", "resources", "single_step")
-
-
-def training_recipe(training: dict) -> dict:
-    """The ``training`` config section without :data:`SCHEDULING_KEYS`: what a model depends on."""
-    return {k: copy.deepcopy(v) for k, v in training.items() if k not in SCHEDULING_KEYS}
 
 
 def run_training(kind: str, split: int | str, train_paths: dict, val_paths: dict, out_dir, recipe: dict,
