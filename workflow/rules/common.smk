@@ -23,11 +23,9 @@ try:
 except ValueError as exc:
     raise WorkflowError(str(exc)) from None
 
-# Every rule runs in the one environment of environment.yml, created once by the user from the
-# repository root (`mamba env create -f environment.yml`). Rules name it rather than point at the file:
-# Snakemake builds an environment file elsewhere, where its `-e .` would not be this repository.
-# With --software-deployment-method conda each job activates it; otherwise run snakemake inside it.
-CONDA_ENV = "imsct"
+# Rules declare no conda environment: Snakemake would build (or, for a named one, export with a
+# conda binary) an environment per rule, and environment.yml's `-e .` only resolves from this
+# repository. The workflow runs inside the one environment of environment.yml (see the README).
 
 NAMING = Naming.from_config(config["inputs"])
 RESULTS = config["results"]

@@ -9,8 +9,6 @@ rule discover:
         excluded=f"{RESULTS}/cohort/excluded.tsv",
     log:
         f"{LOGS}/discover.log",
-    conda:
-        CONDA_ENV
     params:
         bids_dir=BIDS_DIR,
         inputs=config["inputs"],

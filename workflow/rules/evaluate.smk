@@ -9,8 +9,6 @@ rule evaluate:
         tsv=f"{RESULTS}/evaluation/split-{{split}}.tsv",
     log:
         f"{LOGS}/evaluate/split-{{split}}.log",
-    conda:
-        CONDA_ENV
     params:
         subjects=get_evaluate_subjects,
         pred_root=f"{RESULTS}/predictions/split-{{split}}",
@@ -38,7 +36,5 @@ rule aggregate:
         postprocess=f"{RESULTS}/evaluation/class_rules.tsv",
     log:
         f"{LOGS}/evaluate/aggregate.log",
-    conda:
-        CONDA_ENV
     script:
         "../scripts/aggregate.py"

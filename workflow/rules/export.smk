@@ -11,8 +11,6 @@ rule export:
         meta=f"{RESULTS}/models/split-{{split}}/onnx/model.json",
     log:
         f"{LOGS}/export/split-{{split}}.log",
-    conda:
-        CONDA_ENV
     params:
         training=TRAINING_RECIPE,
         spacing=config["preprocess"]["spacing_mm"],
@@ -32,8 +30,6 @@ rule export_single:
         meta=f"{RESULTS}/models/split-{{split}}/onnx-single/model.json",
     log:
         f"{LOGS}/export/split-{{split}}_single.log",
-    conda:
-        CONDA_ENV
     params:
         training=TRAINING_RECIPE,
         spacing=config["preprocess"]["spacing_mm"],

@@ -33,8 +33,6 @@ rule infer:
         f"{BENCH}/infer/split-{{split}}_{{mode}}_sub-{{subject}}.tsv"
     wildcard_constraints:
         mode="cascade|single",
-    conda:
-        CONDA_ENV
     threads: 2
     params:
         cascade=lambda wc: wc.mode == "cascade",

@@ -7,8 +7,6 @@ rule phantom_dataset:
         description=f"{RESOURCES}/synthetic/dataset_description.json",
     log:
         f"{LOGS}/phantom/dataset.log",
-    conda:
-        CONDA_ENV
     params:
         subjects=config["synthetic"]["subjects"],
         seed=config["synthetic"]["seed"],
@@ -25,8 +23,6 @@ rule phantom_subject:
         f"{LOGS}/phantom/sub-{{subject}}.log",
     benchmark:
         f"{BENCH}/phantom/sub-{{subject}}.tsv"
-    conda:
-        CONDA_ENV
     threads: 1
     resources:
         mem_mb=2000,
@@ -48,7 +44,5 @@ rule phantom_qc:
         png=f"{RESULTS}/qc/phantom/sub-{{subject}}_phantom-qc.png",
     log:
         f"{LOGS}/phantom/sub-{{subject}}_qc.log",
-    conda:
-        CONDA_ENV
     script:
         "../scripts/phantom_qc.py"

@@ -9,8 +9,6 @@ rule cord_mask:
         mask=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_label-cord_mask.nii.gz",
     log:
         f"{LOGS}/preprocess/sub-{{subject}}_cord-mask.log",
-    conda:
-        CONDA_ENV
     params:
         diameter_mm=config["preprocess"]["cord_mask_diameter_mm"],
     script:
@@ -28,8 +26,6 @@ rule register:
         f"{LOGS}/preprocess/sub-{{subject}}_register.log",
     benchmark:
         f"{BENCH}/preprocess/sub-{{subject}}_register.tsv"
-    conda:
-        CONDA_ENV
     threads: 1
     resources:
         mem_mb=4000,
@@ -49,8 +45,6 @@ rule resample:
         f"{LOGS}/preprocess/sub-{{subject}}_resample.log",
     benchmark:
         f"{BENCH}/preprocess/sub-{{subject}}_resample.tsv"
-    conda:
-        CONDA_ENV
     resources:
         mem_mb=4000,
     params:
@@ -74,8 +68,6 @@ rule registration_figure:
         ),
     log:
         f"{LOGS}/qc/sub-{{subject}}_registration.log",
-    conda:
-        CONDA_ENV
     script:
         "../scripts/registration_figure.py"
 
@@ -90,7 +82,5 @@ rule registration_summary:
         tsv=f"{RESULTS}/qc/registration.tsv",
     log:
         f"{LOGS}/qc/registration_summary.log",
-    conda:
-        CONDA_ENV
     script:
         "../scripts/registration_summary.py"

@@ -18,8 +18,6 @@ rule report:
         ),
     log:
         f"{LOGS}/report.log",
-    conda:
-        CONDA_ENV
     params:
         subjects=get_report_subjects,
         training_logs={

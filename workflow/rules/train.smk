@@ -9,8 +9,6 @@ rule splits:
         summary=f"{RESULTS}/splits/summary.tsv",
     log:
         f"{LOGS}/splits.log",
-    conda:
-        CONDA_ENV
     params:
         n=config["splits"]["n"],
         seed=config["splits"]["seed"],
@@ -37,8 +35,6 @@ rule train_cord:
         f"{LOGS}/train/split-{{split}}_cord.log",
     benchmark:
         f"{BENCH}/train/split-{{split}}_cord.tsv"
-    conda:
-        CONDA_ENV
     threads: config["training"]["threads"]
     resources:
         gpu=config["training"]["resources"]["gpu"],
@@ -71,8 +67,6 @@ rule train_tumor:
         f"{LOGS}/train/split-{{split}}_tumor.log",
     benchmark:
         f"{BENCH}/train/split-{{split}}_tumor.tsv"
-    conda:
-        CONDA_ENV
     threads: config["training"]["threads"]
     resources:
         gpu=config["training"]["resources"]["gpu"],
@@ -107,8 +101,6 @@ rule train_single:
         f"{BENCH}/train/split-{{split}}_single.tsv"
     wildcard_constraints:
         split="|".join(SINGLE_SPLITS) or "none",
-    conda:
-        CONDA_ENV
     threads: config["training"]["threads"]
     resources:
         gpu=config["training"]["resources"]["gpu"],
