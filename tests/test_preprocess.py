@@ -47,6 +47,18 @@ def test_real_pair_cord_dice(real_registration, sct_data):
     assert qc["gate_passed"] and qc["affine"]["score"] > qc["scanner"]["score"]
 
 
+def test_real_pair_qc_records_why_the_affine_was_not_used(real_registration):
+    """On the real pair the affine result passes the motion checks but scores below the rigid one, so
+    the rigid one is used; the QC JSON says so where each decision is recorded."""
+    res, out = real_registration
+    qc = json.loads((out / "qc.json").read_text())
+    assert res.method == qc["method"] == "intensity-rigid" and not qc["flagged"]
+    assert qc["affine"]["score"] < qc["rigid"]["score"]
+    assert qc["affine"]["passed"] is False and qc["affine"]["why"] == ["affine scores below rigid"]
+    assert qc["rigid"]["passed"] is True and qc["rigid"]["why"] == []
+    assert qc["gate_passed"] and qc["gate_reasons"] == ["affine: affine scores below rigid"]
+
+
 def test_real_pair_is_deterministic(real_registration, sct_data):
     res, _ = real_registration
     again = register(load_image(sct_data / "t2/t2.nii.gz"), load_image(sct_data / "t1/t1w.nii.gz"))

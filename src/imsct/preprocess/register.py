@@ -242,19 +242,20 @@ def register(fixed: nib.Nifti1Image, moving: nib.Nifti1Image, fixed_discs: nib.N
     m_aff = intensity_registration(fx, mv, p, m_rigid, "affine")
     s = scorer.scores({"scanner": ident, "rigid": m_rigid, "affine": m_aff})
     qc["scanner"] = {"score": s["scanner"], "disc_error_mm": disc_agreement(ident, fpts, mpts)}
-    reasons = {}
-    for name, m in (("affine", m_aff), ("rigid", m_rigid)):
-        reasons[name] = why = gate(m, s[name] - s["scanner"], center, p, fpts, mpts, qc, name, s[name])
-        if name == "affine" and s["affine"] < s["rigid"] - 1e-4:
-            why.append("affine scores below rigid")
+    below = ("affine scores below rigid",) if s["affine"] < s["rigid"] - 1e-4 else ()
+    reasons = {"affine": gate(m_aff, s["affine"] - s["scanner"], center, p, fpts, mpts, qc, "affine", s["affine"],
+                              why=below),
+               "rigid": gate(m_rigid, s["rigid"] - s["scanner"], center, p, fpts, mpts, qc, "rigid", s["rigid"])}
     qc["gate_passed"] = not reasons["affine"] or not reasons["rigid"]
-    qc["gate_reasons"] = [] if qc["gate_passed"] else reasons["rigid"]
+    # why the intensity results preferred to the one used were rejected (both, when both were)
+    rejected = [] if not reasons["affine"] else ["affine"] if not reasons["rigid"] else ["affine", "rigid"]
+    qc["gate_reasons"] = [f"{k}: {w}" for k in rejected for w in reasons[k]]
     if not reasons["affine"]:
         result = RegistrationResult(m_aff, "intensity", False)
     elif not reasons["rigid"]:
         result = RegistrationResult(m_rigid, "intensity-rigid", False)
     else:
-        log.warning("intensity registration failed the QC gate: %s", "; ".join(reasons["rigid"]))
+        log.warning("intensity registration failed the QC gate: %s", "; ".join(qc["gate_reasons"]))
         result = _fallback(fpts, mpts, fx, mv, scorer, center, p, qc)
     result.qc = {**qc, **result.qc}
     result.qc.update({"method": result.method, "flagged": result.flagged,
@@ -265,13 +266,16 @@ def register(fixed: nib.Nifti1Image, moving: nib.Nifti1Image, fixed_discs: nib.N
     return result
 
 
-def gate(m, gain, center, p: RegistrationParams, fpts, mpts, qc, name, score, start=None) -> list[str]:
-    """Reasons to reject a transform (empty = accepted); records the checks in ``qc[name]``. The
-    motion is judged relative to ``start`` (default: the scanner alignment)."""
+def gate(m, gain, center, p: RegistrationParams, fpts, mpts, qc, name, score, start=None,
+         why: tuple[str, ...] = ()) -> list[str]:
+    """Reasons to reject a transform (empty = accepted): ``why`` (the caller's own) and the gate's;
+    records them all, with the checks, in ``qc[name]``. The motion is judged relative to ``start``
+    (default: the scanner alignment)."""
     if start is None:
-        ok, parts, why = plausible(m, center, p)
+        _, parts, found = plausible(m, center, p)
     else:
-        ok, parts, why = plausible(m @ np.linalg.inv(start), start[:3, :3] @ center + start[:3, 3], p)
+        _, parts, found = plausible(m @ np.linalg.inv(start), start[:3, :3] @ center + start[:3, 3], p)
+    why = [*why, *found]
     if not gain >= p.min_gain:
         why.append(f"similarity gain {gain:.4f} < {p.min_gain}")
     disc_err = disc_agreement(m, fpts, mpts)
