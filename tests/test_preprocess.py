@@ -59,6 +59,27 @@ def test_real_pair_qc_records_why_the_affine_was_not_used(real_registration):
     assert qc["gate_passed"] and qc["gate_reasons"] == ["affine: affine scores below rigid"]
 
 
+def test_registration_table_and_training_keys_tell_sessions_apart(real_registration, tmp_path):
+    """The workflow names QC files and folders by subject and session; two sessions of one subject are
+    two rows of registration.tsv and two training keys."""
+    import shutil
+
+    from imsct.preprocess.pipeline import participant_keys, registration_table
+
+    _, out = real_registration
+    qc = []
+    for key in ("01_ses-a", "01_ses-b", "02"):
+        (tmp_path / f"sub-{key}").mkdir()
+        qc.append(tmp_path / f"sub-{key}" / f"sub-{key}_desc-registration_qc.json")
+        shutil.copy(out / "qc.json", qc[-1])
+    (tmp_path / "sub-010").mkdir()  # another participant whose label starts alike
+    df = registration_table([str(p) for p in qc], str(tmp_path / "registration.tsv"))
+    assert list(df["subject"]) == ["sub-01_ses-a", "sub-01_ses-b", "sub-02"]
+    assert (df["method"] == "intensity-rigid").all()
+    assert participant_keys(tmp_path, "sub-01") == ["01_ses-a", "01_ses-b"]
+    assert participant_keys(tmp_path, "sub-02") == ["02"] and participant_keys(tmp_path, "sub-03") == []
+
+
 def test_real_pair_is_deterministic(real_registration, sct_data):
     res, _ = real_registration
     again = register(load_image(sct_data / "t2/t2.nii.gz"), load_image(sct_data / "t1/t1w.nii.gz"))

@@ -146,9 +146,16 @@ def cmd_train(args) -> int:
     if args.device:
         cfg["device"] = args.device
     split = pd.read_csv(args.split, sep="\t", dtype=str)
-    from .preprocess.pipeline import working_grid_paths
+    from .preprocess.pipeline import participant_keys, working_grid_paths
 
-    sets = {w: {pid[4:]: working_grid_paths(args.preprocessed, pid[4:]) for pid in split.loc[split["set"] == w, "participant_id"]} for w in ("train", "val")}
+    sets = {}
+    for w in ("train", "val"):
+        sets[w] = {}
+        for pid in split.loc[split["set"] == w, "participant_id"]:
+            keys = participant_keys(args.preprocessed, pid)
+            if not keys:
+                raise FileNotFoundError(f"{args.preprocessed}: no preprocessed folder for {pid}")
+            sets[w] |= {k: working_grid_paths(args.preprocessed, k) for k in keys}  # one per session
     if args.model == "cord":
         summary = train_cord_model(sets["train"], sets["val"], args.out, cfg)
     elif args.model == "single":

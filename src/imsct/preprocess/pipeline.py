@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
+from ..bids import subject_session
 from ..io import ImageError, load_image, load_scan, same_grid, save_nifti, write_json, write_tsv
 from .cordmask import centerline_from_csv, tube_mask
 from .resample import canonical_grid, resample_image, zscore
@@ -22,6 +23,12 @@ def working_grid_paths(preprocess_dir, key: str) -> dict[str, str]:
     base = f"{preprocess_dir}/sub-{key}/sub-{key}_res-1x1x2"
     return {"t2w": f"{base}_desc-preproc_T2w.nii.gz", "t1w": f"{base}_desc-preproc_T1w.nii.gz",
             **{k: f"{base}_label-{k}_mask.nii.gz" for k in MASK_KEYS}, "grid": f"{base}_grid.json"}
+
+
+def participant_keys(preprocess_dir, participant_id: str) -> list[str]:
+    """Keys (``01``, or ``01_ses-a`` per session) of one participant's folders under ``preprocess_dir``."""
+    return sorted(d.name[4:] for d in Path(preprocess_dir).glob(f"{participant_id}*")
+                  if d.is_dir() and subject_session(d.name) == d.name and d.name.partition("_ses-")[0] == participant_id)
 
 
 def cord_mask_file(centerline: str, out: str, diameter_mm: float = 30.0, reference: str | None = None) -> Path:
@@ -76,13 +83,14 @@ def resample_subject(t2w: str, t1w_on_t2w: str, masks: dict[str, str], out: dict
 
 
 def registration_table(qc_files: list[str], out: str) -> pd.DataFrame:
-    """One row per subject from the registration QC JSONs (method, scores, transform, flags)."""
+    """One row per subject/session from the registration QC JSONs (method, scores, transform, flags),
+    labelled by the QC file's subject and session (``sub-01_ses-02``)."""
     rows = []
     for f in qc_files:
         q = json.loads(Path(f).read_text())
         t = q.get("transform", {})
         rows.append({
-            "subject": q.get("subject", Path(f).name.split("_")[0]),
+            "subject": subject_session(f) or Path(f).name,
             "method": q["method"], "flagged": q["flagged"], "gate_passed": q.get("gate_passed"),
             "gate_reasons": "; ".join(q.get("gate_reasons", [])),
             "score_scanner": q.get("scanner", {}).get("score"),
