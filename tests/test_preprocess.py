@@ -170,6 +170,19 @@ def test_cord_mask_is_in_mm_on_anisotropic_grids():
         tube_mask(np.zeros_like(cl), affine, 30.0)
 
 
+def test_working_grid_names_follow_the_spacing():
+    from imsct.preprocess.pipeline import resolution_entity, working_grid_paths
+
+    assert resolution_entity([1, 1, 2]) == resolution_entity((1.0, 1.0, 2.0)) == "res-1x1x2"
+    assert resolution_entity([0.8, 0.8, 2]) == "res-0p8x0p8x2" and resolution_entity([0.5, 1.25, 3]) == "res-0p5x1p25x3"
+    default = working_grid_paths("results/preprocess", "01_ses-a")
+    assert default["t2w"] == "results/preprocess/sub-01_ses-a/sub-01_ses-a_res-1x1x2_desc-preproc_T2w.nii.gz"
+    assert default["grid"] == "results/preprocess/sub-01_ses-a/sub-01_ses-a_res-1x1x2_grid.json"
+    fine = working_grid_paths("p", "02", [0.8, 0.8, 2])
+    assert fine["cord"] == "p/sub-02/sub-02_res-0p8x0p8x2_label-cord_mask.nii.gz"
+    assert set(fine) == set(default) == {"t2w", "t1w", "tumor", "edema", "cavity", "cord", "grid"}
+
+
 def test_resampling_grid_and_round_trip(sct_data):
     t2 = nib.load(sct_data / "t2/t2.nii.gz")  # PSR, 1 mm
     shape, aff = canonical_grid(t2.shape, t2.affine, (1.0, 1.0, 2.0))

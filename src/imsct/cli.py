@@ -155,7 +155,7 @@ def cmd_train(args) -> int:
             keys = participant_keys(args.preprocessed, pid)
             if not keys:
                 raise FileNotFoundError(f"{args.preprocessed}: no preprocessed folder for {pid}")
-            sets[w] |= {k: working_grid_paths(args.preprocessed, k) for k in keys}  # one per session
+            sets[w] |= {k: working_grid_paths(args.preprocessed, k, cfg["spacing_mm"]) for k in keys}  # per session
     if args.model == "cord":
         summary = train_cord_model(sets["train"], sets["val"], args.out, cfg)
     elif args.model == "single":

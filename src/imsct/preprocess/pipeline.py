@@ -17,10 +17,17 @@ from .resample import canonical_grid, resample_image, zscore
 MASK_KEYS = ("tumor", "edema", "cavity", "cord")
 
 
-def working_grid_paths(preprocess_dir, key: str) -> dict[str, str]:
-    """Names of one subject's working-grid files (images, masks, grid JSON) under ``preprocess_dir``;
-    the one place they are spelt, for the workflow rules, the training jobs and the CLI."""
-    base = f"{preprocess_dir}/sub-{key}/sub-{key}_res-1x1x2"
+def resolution_entity(spacing_mm) -> str:
+    """The BIDS ``res`` entity of a working-grid spacing (si, ap, rl mm), alphanumeric as BIDS labels
+    are: ``res-1x1x2`` for [1, 1, 2], ``res-0p8x0p8x2`` for [0.8, 0.8, 2]."""
+    return "res-" + "x".join(np.format_float_positional(float(v), trim="-").replace(".", "p") for v in spacing_mm)
+
+
+def working_grid_paths(preprocess_dir, key: str, spacing_mm=(1.0, 1.0, 2.0)) -> dict[str, str]:
+    """Names of one subject's working-grid files (images, masks, grid JSON) under ``preprocess_dir``
+    for the configured spacing (``preprocess.spacing_mm``); the one place they are spelt, for the
+    workflow rules, the training jobs and the CLI."""
+    base = f"{preprocess_dir}/sub-{key}/sub-{key}_{resolution_entity(spacing_mm)}"
     return {"t2w": f"{base}_desc-preproc_T2w.nii.gz", "t1w": f"{base}_desc-preproc_T1w.nii.gz",
             **{k: f"{base}_label-{k}_mask.nii.gz" for k in MASK_KEYS}, "grid": f"{base}_grid.json"}
 
