@@ -4,6 +4,7 @@ cord masks, resampling to 1x1x2 mm and back."""
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -78,6 +79,24 @@ def test_registration_table_and_training_keys_tell_sessions_apart(real_registrat
     assert (df["method"] == "intensity-rigid").all()
     assert participant_keys(tmp_path, "sub-01") == ["01_ses-a", "01_ses-b"]
     assert participant_keys(tmp_path, "sub-02") == ["02"] and participant_keys(tmp_path, "sub-03") == []
+
+
+def test_itk_threads_are_set_once_per_process(real_registration):
+    """ITK reads its thread count once, so no per-call parameter pretends otherwise: the count is set on
+    import from IMSCT_ITK_THREADS (default 1) and the QC records the one in effect."""
+    import dataclasses
+    import subprocess
+    import sys
+
+    _, out = real_registration
+    qc = json.loads((out / "qc.json").read_text())
+    assert "threads" not in {f.name for f in dataclasses.fields(RegistrationParams)} and "threads" not in qc["params"]
+    assert qc["itk_threads"] == int(os.environ.get("IMSCT_ITK_THREADS", "1"))
+    code = "import os, imsct.preprocess as p; print(p.ITK_THREADS, os.environ['ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS'])"
+    for env, expected in (({"IMSCT_ITK_THREADS": "3"}, "3 3"), ({}, "1 1")):
+        base = {k: v for k, v in os.environ.items() if k != "IMSCT_ITK_THREADS"}
+        r = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True, check=True)
+        assert r.stdout.split() == expected.split()
 
 
 def test_real_pair_is_deterministic(real_registration, sct_data):
