@@ -124,3 +124,38 @@ def test_cache_is_keyed_on_listing_and_trusted_in_jobs(cohort_copy, tmp_path):
 def test_missing_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="BIDS directory not found"):
         discover(tmp_path / "nope")
+
+
+def test_subject_session_labels_each_scan():
+    from imsct.bids import subject_session
+
+    assert subject_session("sub-01_ses-02_T2w.nii.gz") == "sub-01_ses-02"
+    assert subject_session("/r/preprocess/sub-01_ses-02/sub-01_ses-02_res-1x1x2_grid.json") == "sub-01_ses-02"
+    assert subject_session("sub-01_res-1x1x2_grid.json") == "sub-01"
+    assert subject_session("sub-01_desc-registration_qc.json") == "sub-01"
+    assert subject_session("sub-01_ses-02") == subject_session("sub-01_ses-02.json") == "sub-01_ses-02"
+    assert subject_session("T2w.nii.gz") is None and subject_session("sub-x-y_T2w.nii.gz") is None
+
+
+def test_report_cohort_tables_tell_sessions_apart(cohort_copy, tmp_path):
+    """Two sessions of one participant: one participant in Table 1, two scans in Table 2."""
+    import re
+
+    from imsct.evaluation.report import cohort_section
+
+    _to_sessions(cohort_copy, "sub-002")
+    cohort, _ = discover(cohort_copy)
+    grids = []
+    for r in cohort.itertuples():
+        name = "_".join([r.participant_id] + ([r.session_id] if isinstance(r.session_id, str) else []))
+        p = tmp_path / f"{name}_res-1x1x2_grid.json"
+        p.write_text('{"label_volumes_mm3": {"tumor": 2000.0, "edema": 0.0, "cavity": 0.0}}')
+        grids.append(str(p))
+    html = cohort_section(cohort, grids)
+    kind = cohort.set_index("participant_id").loc["sub-002", "tumor_type"].iloc[0]
+    of_kind = cohort[cohort["tumor_type"] == kind]
+    table1, table2 = html.split("Table 2 analogue")
+    row1 = re.search(rf"<th>{kind}</th>\s*<td>(\d+)</td>", table1)
+    assert int(row1.group(1)) == of_kind["participant_id"].nunique() == len(of_kind) - 1
+    row2 = re.search(rf"<th>{kind}</th>\s*<td>([^<]*)</td>", table2)
+    assert row2.group(1) == f"2.00 [2.00-2.00]; {len(of_kind)} with"  # every scan once

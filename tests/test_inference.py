@@ -68,13 +68,28 @@ def test_phantom_cascade_and_single_step(tiny_model_folder, small_cohort):
     assert single.provenance["crop"] is None
     region = single.provenance["network_input_region"]
     assert all(a <= 0 and b >= n for (a, b), n in zip(region, single.provenance["working_shape"]))
-    if casc.provenance["cord_found"]:
-        assert casc.provenance["crop"] is not None  # the cascade crops around the cord
-        assert not casc.provenance["cord_fallback_whole_fov"]
-    else:  # no cord: the whole field of view, and the sidecar says so
-        assert casc.provenance["crop"] is None and casc.provenance["cord_fallback_whole_fov"]
+    # the cord model finds this phantom's cord, and the cascade crops around it
+    assert casc.provenance["cord_found"] and not casc.provenance["cord_fallback_whole_fov"]
+    assert casc.provenance["crop"] is not None and casc.masks["cord"].any()
+    crop = casc.provenance["crop"]
+    assert all(0 <= a < b <= n for (a, b), n in zip(crop, casc.provenance["working_shape"]))
+    assert crop != [[0, n] for n in casc.provenance["working_shape"]]
     for seg in (casc, single):
         assert all(m.shape == t2.shape for m in seg.masks.values())
+
+
+def test_phantom_cascade_without_a_cord_segments_the_whole_field_of_view(tiny_model_folder, small_cohort):
+    """No voxel reaches a cord threshold above 1 (a sigmoid never does): the cascade has no cord to crop
+    around, so the tumor model sees the whole working grid, and the provenance says so."""
+    sub = "sub-007"
+    b = small_cohort / sub / "anat"
+    t2, t1 = load_image(b / f"{sub}_T2w.nii.gz"), load_image(b / f"{sub}_ce-gad_T1w.nii.gz")
+    seg = Predictor(tiny_model_folder).segment(t2, t1, SegmentOptions(cascade=True, register=False, cord_threshold=1.01))
+    p = seg.provenance
+    assert p["cascade"] and not p["cord_found"] and p["cord_fallback_whole_fov"]
+    assert p["crop"] is None and not seg.masks["cord"].any()
+    assert all(a <= 0 and b >= n for (a, b), n in zip(p["network_input_region"], p["working_shape"]))
+    assert all(m.shape == t2.shape for m in seg.masks.values())
 
 
 def test_whole_image_model_runs_single_step_and_ensembles_must_agree(tiny_models, tiny_model_folder, small_cohort,

@@ -77,3 +77,17 @@ def test_outputs_are_readable_by_the_group(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask
+
+
+def test_sagittal_view_returns_slice_aspect_and_ras_image(sct_data):
+    """The three values its docstring names, on the real T2w (stored PSR): the mid-sagittal slice
+    (superior-inferior rows, anterior-posterior columns), its pixel aspect in mm, the RAS image."""
+    from imsct.viz import sagittal_view
+
+    img = nib.load(sct_data / "t2" / "t2.nii.gz")
+    sl, aspect, ras = sagittal_view(np.asanyarray(img.dataobj), img.affine)
+    assert nib.aff2axcodes(img.affine) != ("R", "A", "S") and nib.aff2axcodes(ras.affine) == ("R", "A", "S")
+    a = np.asanyarray(ras.dataobj)
+    assert sl.shape == (a.shape[2], a.shape[1])
+    assert np.array_equal(sl, a[a.shape[0] // 2].T[::-1, ::-1])  # superior first, anterior first
+    assert aspect == tuple(ras.header.get_zooms()[2:0:-1])

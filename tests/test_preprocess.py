@@ -4,6 +4,7 @@ cord masks, resampling to 1x1x2 mm and back."""
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -45,6 +46,57 @@ def test_real_pair_cord_dice(real_registration, sct_data):
     assert moved_img.shape == t2.shape and np.allclose(moved_img.affine, t2.affine)
     qc = json.loads((out / "qc.json").read_text())
     assert qc["gate_passed"] and qc["affine"]["score"] > qc["scanner"]["score"]
+
+
+def test_real_pair_qc_records_why_the_affine_was_not_used(real_registration):
+    """On the real pair the affine result passes the motion checks but scores below the rigid one, so
+    the rigid one is used; the QC JSON says so where each decision is recorded."""
+    res, out = real_registration
+    qc = json.loads((out / "qc.json").read_text())
+    assert res.method == qc["method"] == "intensity-rigid" and not qc["flagged"]
+    assert qc["affine"]["score"] < qc["rigid"]["score"]
+    assert qc["affine"]["passed"] is False and qc["affine"]["why"] == ["affine scores below rigid"]
+    assert qc["rigid"]["passed"] is True and qc["rigid"]["why"] == []
+    assert qc["gate_passed"] and qc["gate_reasons"] == ["affine: affine scores below rigid"]
+
+
+def test_registration_table_and_training_keys_tell_sessions_apart(real_registration, tmp_path):
+    """The workflow names QC files and folders by subject and session; two sessions of one subject are
+    two rows of registration.tsv and two training keys."""
+    import shutil
+
+    from imsct.preprocess.pipeline import participant_keys, registration_table
+
+    _, out = real_registration
+    qc = []
+    for key in ("01_ses-a", "01_ses-b", "02"):
+        (tmp_path / f"sub-{key}").mkdir()
+        qc.append(tmp_path / f"sub-{key}" / f"sub-{key}_desc-registration_qc.json")
+        shutil.copy(out / "qc.json", qc[-1])
+    (tmp_path / "sub-010").mkdir()  # another participant whose label starts alike
+    df = registration_table([str(p) for p in qc], str(tmp_path / "registration.tsv"))
+    assert list(df["subject"]) == ["sub-01_ses-a", "sub-01_ses-b", "sub-02"]
+    assert (df["method"] == "intensity-rigid").all()
+    assert participant_keys(tmp_path, "sub-01") == ["01_ses-a", "01_ses-b"]
+    assert participant_keys(tmp_path, "sub-02") == ["02"] and participant_keys(tmp_path, "sub-03") == []
+
+
+def test_itk_threads_are_set_once_per_process(real_registration):
+    """ITK reads its thread count once, so no per-call parameter pretends otherwise: the count is set on
+    import from IMSCT_ITK_THREADS (default 1) and the QC records the one in effect."""
+    import dataclasses
+    import subprocess
+    import sys
+
+    _, out = real_registration
+    qc = json.loads((out / "qc.json").read_text())
+    assert "threads" not in {f.name for f in dataclasses.fields(RegistrationParams)} and "threads" not in qc["params"]
+    assert qc["itk_threads"] == int(os.environ.get("IMSCT_ITK_THREADS", "1"))
+    code = "import os, imsct.preprocess as p; print(p.ITK_THREADS, os.environ['ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS'])"
+    for env, expected in (({"IMSCT_ITK_THREADS": "3"}, "3 3"), ({}, "1 1")):
+        base = {k: v for k, v in os.environ.items() if k != "IMSCT_ITK_THREADS"}
+        r = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True, check=True)
+        assert r.stdout.split() == expected.split()
 
 
 def test_real_pair_is_deterministic(real_registration, sct_data):
@@ -135,6 +187,19 @@ def test_cord_mask_is_in_mm_on_anisotropic_grids():
     assert mask[40, 40 - 30, 5] == 1 and mask[40, 40 - 31, 5] == 0
     with pytest.raises(ImageError, match="empty centerline"):
         tube_mask(np.zeros_like(cl), affine, 30.0)
+
+
+def test_working_grid_names_follow_the_spacing():
+    from imsct.preprocess.pipeline import resolution_entity, working_grid_paths
+
+    assert resolution_entity([1, 1, 2]) == resolution_entity((1.0, 1.0, 2.0)) == "res-1x1x2"
+    assert resolution_entity([0.8, 0.8, 2]) == "res-0p8x0p8x2" and resolution_entity([0.5, 1.25, 3]) == "res-0p5x1p25x3"
+    default = working_grid_paths("results/preprocess", "01_ses-a")
+    assert default["t2w"] == "results/preprocess/sub-01_ses-a/sub-01_ses-a_res-1x1x2_desc-preproc_T2w.nii.gz"
+    assert default["grid"] == "results/preprocess/sub-01_ses-a/sub-01_ses-a_res-1x1x2_grid.json"
+    fine = working_grid_paths("p", "02", [0.8, 0.8, 2])
+    assert fine["cord"] == "p/sub-02/sub-02_res-0p8x0p8x2_label-cord_mask.nii.gz"
+    assert set(fine) == set(default) == {"t2w", "t1w", "tumor", "edema", "cavity", "cord", "grid"}
 
 
 def test_resampling_grid_and_round_trip(sct_data):

@@ -109,7 +109,9 @@ def test_07_unmatched_disc_labels_fall_back_to_the_scanner_flagged(small_cohort,
                          lab / f"{sub}_T2w_label-discs_dseg.nii.gz", moved_discs, qc_path=tmp_path / "qc.json")
     qc = json.loads((tmp_path / "qc.json").read_text())
     assert res.flagged and res.method == "scanner" and qc["flagged"]
-    assert qc["shared_discs"] == [] and qc["fallback"]["discs"] is False and qc["gate_reasons"]
+    assert qc["shared_discs"] == [] and qc["fallback"]["discs"] is False
+    assert {r.split(":")[0] for r in qc["gate_reasons"]} == {"affine", "rigid"}  # both were rejected
+    assert not qc["affine"]["passed"] and not qc["rigid"]["passed"]
 
 
 def test_09_no_cord_found_falls_back_to_the_whole_field_of_view(tiny_model_folder, sct_data):

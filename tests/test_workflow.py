@@ -3,7 +3,6 @@ small run of what exists so far."""
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -90,6 +89,25 @@ def test_dry_run_all_splits_on_one_gpu_machine(tmp_path):
     counts = job_counts(r.stdout)
     assert counts["train_cord"] == counts["train_tumor"] == counts["evaluate"] == 12
     assert counts["train_single"] == 1 and counts["phantom_subject"] == 120
+
+
+@pytest.mark.parametrize("spacing, entity", [(None, "res-1x1x2"), ([0.8, 0.8, 2], "res-0p8x0p8x2")])
+def test_working_grid_files_are_named_by_the_configured_spacing(tmp_path, spacing, entity):
+    """The working-grid files carry the configured spacing (``res-1x1x2`` by default, as ever): resampling
+    writes them under that name and training reads them under it."""
+    config = overlay(tmp_path, f"preprocess: {{spacing_mm: {spacing}}}") if spacing else []
+    r = snakemake("-n", "--cores", "2", *config, "--config", *tmp_config(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    blocks: dict[str, list[str]] = {}
+    for block in r.stdout.split("\nrule ")[1:]:
+        blocks.setdefault(block.split(":", 1)[0], []).append(block)
+    outputs = [ln for b in blocks["resample"] for ln in b.splitlines() if ln.strip().startswith("output:")]
+    assert len(outputs) == job_counts(r.stdout)["resample"]
+    for ln in outputs:
+        key = re.search(r"sub-(\d+)_res-", ln).group(1)
+        assert f"sub-{key}/sub-{key}_{entity}_grid.json" in ln and f"sub-{key}_{entity}_desc-preproc_T2w" in ln
+    assert all(f"_{entity}_desc-preproc_T1w" in b.split("output:")[0] for b in blocks["train_tumor"])
+    assert set(re.findall(r"_(res-[0-9px]+)_", r.stdout)) == {entity}
 
 
 def test_lint_is_clean():

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 LABEL_RE = re.compile(r"^[A-Za-z0-9]+$")  # BIDS label syntax: alphanumeric only
 ENTITY_RE = re.compile(r"^([a-z]+)-([A-Za-z0-9]+)$")
+SUBJECT_SESSION_RE = re.compile(r"^sub-[A-Za-z0-9]+(?:_ses-[A-Za-z0-9]+)?(?=[_.]|$)")
 IMAGE_KEYS = ("t2w", "t1w")
 
 
@@ -103,6 +104,14 @@ def stem(path: str | os.PathLike) -> str:
         if name.endswith(ext):
             return name[: -len(ext)]
     return Path(name).stem
+
+
+def subject_session(path: str | os.PathLike) -> str | None:
+    """The subject and session a BIDS file or folder name starts with, the label of one scan in tables:
+    ``sub-01_ses-02_T2w.nii.gz`` -> ``sub-01_ses-02``, ``sub-01_res-1x1x2_grid.json`` -> ``sub-01``;
+    None for a name that does not start with ``sub-<label>``."""
+    m = SUBJECT_SESSION_RE.match(Path(path).name)
+    return m.group(0) if m else None
 
 
 def parse_bids_name(name: str, extension: str) -> tuple[dict[str, str], str] | None:

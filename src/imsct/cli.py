@@ -139,8 +139,7 @@ def cmd_train(args) -> int:
     import pandas as pd
 
     from .config import load_config
-    from .preprocess.pipeline import working_grid_paths
-    from .splits import split_members
+    from .preprocess.pipeline import participant_keys, working_grid_paths
     from .training.jobs import run_training
 
     full = load_config(args.config)
@@ -152,14 +151,17 @@ def cmd_train(args) -> int:
                              "give --split-index")
         index = int(m.group(1))
     split = pd.read_csv(args.split, sep="\t", dtype=str)
-    pre = Path(args.preprocessed)
-    keys = sorted(p.name[4:] for p in pre.glob("sub-*") if p.is_dir())
-    if not keys:
-        raise FileNotFoundError(f"{pre}: no preprocessed subjects (sub-*/ folders)")
-    sets = {w: {k: working_grid_paths(pre, k) for k in split_members(split, keys, w)} for w in ("train", "val")}
+    spacing = full["preprocess"]["spacing_mm"]
+    sets = {}
+    for w in ("train", "val"):
+        sets[w] = {}
+        for pid in split.loc[split["set"] == w, "participant_id"]:
+            keys = participant_keys(args.preprocessed, pid)  # one per session
+            if not keys:
+                raise FileNotFoundError(f"{args.preprocessed}: no preprocessed folder for {pid}")
+            sets[w] |= {k: working_grid_paths(args.preprocessed, k, spacing) for k in keys}
     training = full["training"]
-    summary = run_training(args.model, index, sets["train"], sets["val"], args.out, training,
-                           full["preprocess"]["spacing_mm"], threads=training["threads"],
+    summary = run_training(args.model, index, sets["train"], sets["val"], args.out, training, spacing, threads=training["threads"],
                            device=args.device or training["device"], cord_model=args.cord_model)
     print(f"{args.model} model: best epoch {summary['best_epoch']}, validation loss {summary['best_val_loss']:.4f} -> {args.out}")
     return 0

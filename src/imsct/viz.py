@@ -29,9 +29,11 @@ def normalize_intensity(a: np.ndarray) -> np.ndarray:
     return np.clip((a - lo) / (hi - lo + 1e-6), 0, 1)
 
 
-def sagittal_view(data: np.ndarray, affine: np.ndarray, index: int | None = None):
+def sagittal_view(data: np.ndarray, affine: np.ndarray, index: int | None = None
+                  ) -> tuple[np.ndarray, tuple[float, float], nib.Nifti1Image]:
     """Return a 2-D sagittal slice (rows = superior..inferior, cols = anterior..posterior) of an
-    image stored in any orientation, and its pixel aspect (row mm, col mm)."""
+    image stored in any orientation, its pixel aspect (row mm, col mm), and the image reoriented to
+    RAS, along whose first (left-right) axis ``index`` counts (default: the middle slice)."""
     img = nib.as_closest_canonical(nib.Nifti1Image(np.asarray(data), affine))
     a = np.asanyarray(img.dataobj)
     zooms = img.header.get_zooms()[:3]

@@ -142,7 +142,9 @@ def split_members(split, which):
 
 
 def preproc_paths(subject):
-    return working_grid_paths(f"{RESULTS}/preprocess", subject)
+    return working_grid_paths(
+        f"{RESULTS}/preprocess", subject, config["preprocess"]["spacing_mm"]
+    )
 
 
 def get_training_subjects(wildcards):

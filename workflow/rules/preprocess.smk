@@ -1,5 +1,5 @@
 # Per subject: cord mask (training target), T1w-to-T2w registration with QC gate, resampling to
-# 1x1x2 mm, registration QC figure; one registration table for the cohort.
+# preprocess.spacing_mm (1x1x2 mm, files res-1x1x2), registration QC figure; one registration table.
 
 
 rule cord_mask:

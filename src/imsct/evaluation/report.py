@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from ..bids import subject_session  # noqa: E402
 from ..io import atomic_path, load_image  # noqa: E402
 from ..viz import normalize_intensity, sagittal_view  # noqa: E402
 from ..classes import CLASSES, LESIONS  # noqa: E402
@@ -67,7 +68,9 @@ def _mean_sd(s: pd.Series) -> str:
 
 
 def cohort_section(participants: pd.DataFrame, grids: list[str]) -> str:
-    p = participants.copy()
+    """Tables 1-2 analogues: participants per tumor type (the cohort table's sessions counted once) and
+    label volumes per scan (subject and session)."""
+    p = participants.drop_duplicates("participant_id").copy()
     p["tumor_type"] = p.get("tumor_type", pd.Series("n/a", index=p.index)).fillna("n/a")
     rows = {}
     for t, g in p.groupby("tumor_type"):
@@ -84,9 +87,9 @@ def cohort_section(participants: pd.DataFrame, grids: list[str]) -> str:
     for gpath in grids:
         g = json.loads(Path(gpath).read_text())
         if "label_volumes_mm3" in g:
-            key = Path(gpath).name.split("_")[0]
-            vols.append({"participant_id": key, **{k: v / 1000 for k, v in g["label_volumes_mm3"].items()
-                                                   if k in LESIONS}})
+            scan = subject_session(gpath) or Path(gpath).name
+            vols.append({"scan": scan, "participant_id": scan.partition("_ses-")[0],
+                         **{k: v / 1000 for k, v in g["label_volumes_mm3"].items() if k in LESIONS}})
     out = "<h3>Subjects per tumor type (Table 1 analogue)</h3>" + _table(demo)
     if vols:
         v = pd.DataFrame(vols).merge(p[["participant_id", "tumor_type"]], on="participant_id", how="left")

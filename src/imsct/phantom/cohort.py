@@ -7,7 +7,6 @@ parallel jobs and the same seed always gives the same bytes.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -183,11 +182,6 @@ def generate_subject(out, spec: SubjectSpec, seed: int, size: str, naming: Namin
         montage(data, p)
         paths["qc"] = p
     return paths
-
-
-def load_truth(bids_dir, participant_id: str) -> dict:
-    p = Path(bids_dir) / "derivatives" / "phantom" / participant_id / f"{participant_id}_truth.json"
-    return json.loads(p.read_text())
 
 
 # --- realised volumes against the paper's Table 2 --------------------------------------------------

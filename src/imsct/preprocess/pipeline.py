@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..classes import LESIONS
+from ..bids import subject_session
 from ..io import ImageError, load_image, load_scan, same_grid, save_nifti, write_json, write_tsv
 from .cordmask import centerline_from_csv, tube_mask
 from .resample import canonical_grid, resample_image, zscore
@@ -17,12 +18,25 @@ from .resample import canonical_grid, resample_image, zscore
 MASK_KEYS = (*LESIONS, "cord")  # working-grid masks
 
 
-def working_grid_paths(preprocess_dir, key: str) -> dict[str, str]:
-    """Names of one subject's working-grid files (images, masks, grid JSON) under ``preprocess_dir``;
-    the one place they are spelt, for the workflow rules, the training jobs and the CLI."""
-    base = f"{preprocess_dir}/sub-{key}/sub-{key}_res-1x1x2"
+def resolution_entity(spacing_mm) -> str:
+    """The BIDS ``res`` entity of a working-grid spacing (si, ap, rl mm), alphanumeric as BIDS labels
+    are: ``res-1x1x2`` for [1, 1, 2], ``res-0p8x0p8x2`` for [0.8, 0.8, 2]."""
+    return "res-" + "x".join(np.format_float_positional(float(v), trim="-").replace(".", "p") for v in spacing_mm)
+
+
+def working_grid_paths(preprocess_dir, key: str, spacing_mm=(1.0, 1.0, 2.0)) -> dict[str, str]:
+    """Names of one subject's working-grid files (images, masks, grid JSON) under ``preprocess_dir``
+    for the configured spacing (``preprocess.spacing_mm``); the one place they are spelt, for the
+    workflow rules, the training jobs and the CLI."""
+    base = f"{preprocess_dir}/sub-{key}/sub-{key}_{resolution_entity(spacing_mm)}"
     return {"t2w": f"{base}_desc-preproc_T2w.nii.gz", "t1w": f"{base}_desc-preproc_T1w.nii.gz",
             **{k: f"{base}_label-{k}_mask.nii.gz" for k in MASK_KEYS}, "grid": f"{base}_grid.json"}
+
+
+def participant_keys(preprocess_dir, participant_id: str) -> list[str]:
+    """Keys (``01``, or ``01_ses-a`` per session) of one participant's folders under ``preprocess_dir``."""
+    return sorted(d.name[4:] for d in Path(preprocess_dir).glob(f"{participant_id}*")
+                  if d.is_dir() and subject_session(d.name) == d.name and d.name.partition("_ses-")[0] == participant_id)
 
 
 def cord_mask_file(centerline: str, out: str, diameter_mm: float = 30.0, reference: str | None = None) -> Path:
@@ -77,13 +91,14 @@ def resample_subject(t2w: str, t1w_on_t2w: str, masks: dict[str, str], out: dict
 
 
 def registration_table(qc_files: list[str], out: str) -> pd.DataFrame:
-    """One row per subject from the registration QC JSONs (method, scores, transform, flags)."""
+    """One row per subject/session from the registration QC JSONs (method, scores, transform, flags),
+    labelled by the QC file's subject and session (``sub-01_ses-02``)."""
     rows = []
     for f in qc_files:
         q = json.loads(Path(f).read_text())
         t = q.get("transform", {})
         rows.append({
-            "subject": q.get("subject", Path(f).name.split("_")[0]),
+            "subject": subject_session(f) or Path(f).name,
             "method": q["method"], "flagged": q["flagged"], "gate_passed": q.get("gate_passed"),
             "gate_reasons": "; ".join(q.get("gate_reasons", [])),
             "score_scanner": q.get("scanner", {}).get("score"),

@@ -14,6 +14,7 @@ import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.ndimage import gaussian_filter, sobel  # noqa: E402
 
+from ..bids import subject_session  # noqa: E402
 from ..io import load_image  # noqa: E402
 from ..viz import normalize_intensity as _norm  # noqa: E402
 from ..viz import save_figure  # noqa: E402
@@ -60,7 +61,7 @@ def registration_figure(t2w: str, t1w_on_t2w: str, out: str, qc_json: str | None
     for ax in axes:
         ax.tick_params(labelsize=6)
         ax.set_xlabel("mm", fontsize=7)
-    title = Path(t2w).name.split("_")[0]
+    title = subject_session(t2w) or Path(t2w).name
     if qc_json:
         q = json.loads(Path(qc_json).read_text())
         t = q.get("transform", {})

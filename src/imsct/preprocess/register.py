@@ -5,7 +5,9 @@ Mattes mutual information, rigid then affine, multi-resolution with smoothing in
 thick), started from the scanner alignment in the headers (identity; a centre-of-mass start fails
 because the two fields of view differ). Neighbourhood cross-correlation, the paper's metric, reached
 the same cord Dice (0.92) at 10x the time, so it is not used. One ITK thread and a fixed sampling seed
-make the result reproducible to the bit (multi-threaded metric sums are not).
+make the result reproducible to the bit (multi-threaded metric sums are not); ITK reads its thread
+count once per process, so it is set process-wide on import (``IMSCT_ITK_THREADS``, see
+:mod:`imsct.preprocess`), not per call.
 
 The QC gate compares a similarity score (normalised mutual information on the same voxels) before and
 after, and checks that the transform is a plausible patient motion; a failed result falls back to a
@@ -14,9 +16,7 @@ landmark transform from disc labels refined by intensity, and else to the scanne
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,6 +25,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from . import ITK_THREADS
 from .transforms import decompose, landmark_transform, matrix_from_itk, point_labels, resample_to
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,6 @@ class RegistrationParams:
     affine_iterations: tuple[int, ...] = (30, 15)
     affine_shrink: tuple[int, ...] = (2, 1)
     affine_smooth_mm: tuple[float, ...] = (1, 0)
-    threads: int = 1
     # QC gate: plausible patient motion between two scans of one session, and a similarity gain.
     max_rotation_deg: float = 10.0
     max_displacement_mm: float = 20.0
@@ -61,19 +61,6 @@ class RegistrationResult:
     method: str  # intensity | discs+intensity | discs | scanner
     flagged: bool  # True when the intensity registration failed the gate
     qc: dict = field(default_factory=dict)
-
-
-@contextlib.contextmanager
-def _itk_threads(n: int):
-    old = os.environ.get("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS")
-    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(n)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", None)
-        else:
-            os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = old
 
 
 def to_ants(data: np.ndarray, affine: np.ndarray):
@@ -105,7 +92,7 @@ def intensity_registration(fixed, moving, params: RegistrationParams, init: np.n
 
     from .transforms import itk_from_matrix
 
-    with tempfile.TemporaryDirectory(prefix="imsct-reg-") as tmp, _itk_threads(params.threads):
+    with tempfile.TemporaryDirectory(prefix="imsct-reg-") as tmp:
         prefix = str(Path(tmp) / "reg_")
         if init is None:
             init_arg = "Identity"
@@ -236,25 +223,26 @@ def register(fixed: nib.Nifti1Image, moving: nib.Nifti1Image, fixed_discs: nib.N
     mpts = point_labels(np.asarray(moving_discs.dataobj), moving_discs.affine) if moving_discs is not None else {}
     ident = np.eye(4)
     qc: dict = {"params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(p).items()},
-                "shared_discs": sorted(set(fpts) & set(mpts))}
+                "itk_threads": ITK_THREADS, "shared_discs": sorted(set(fpts) & set(mpts))}
 
     m_rigid = intensity_registration(fx, mv, p, None, "rigid")
     m_aff = intensity_registration(fx, mv, p, m_rigid, "affine")
     s = scorer.scores({"scanner": ident, "rigid": m_rigid, "affine": m_aff})
     qc["scanner"] = {"score": s["scanner"], "disc_error_mm": disc_agreement(ident, fpts, mpts)}
-    reasons = {}
-    for name, m in (("affine", m_aff), ("rigid", m_rigid)):
-        reasons[name] = why = gate(m, s[name] - s["scanner"], center, p, fpts, mpts, qc, name, s[name])
-        if name == "affine" and s["affine"] < s["rigid"] - 1e-4:
-            why.append("affine scores below rigid")
+    below = ("affine scores below rigid",) if s["affine"] < s["rigid"] - 1e-4 else ()
+    reasons = {"affine": gate(m_aff, s["affine"] - s["scanner"], center, p, fpts, mpts, qc, "affine", s["affine"],
+                              why=below),
+               "rigid": gate(m_rigid, s["rigid"] - s["scanner"], center, p, fpts, mpts, qc, "rigid", s["rigid"])}
     qc["gate_passed"] = not reasons["affine"] or not reasons["rigid"]
-    qc["gate_reasons"] = [] if qc["gate_passed"] else reasons["rigid"]
+    # why the intensity results preferred to the one used were rejected (both, when both were)
+    rejected = [] if not reasons["affine"] else ["affine"] if not reasons["rigid"] else ["affine", "rigid"]
+    qc["gate_reasons"] = [f"{k}: {w}" for k in rejected for w in reasons[k]]
     if not reasons["affine"]:
         result = RegistrationResult(m_aff, "intensity", False)
     elif not reasons["rigid"]:
         result = RegistrationResult(m_rigid, "intensity-rigid", False)
     else:
-        log.warning("intensity registration failed the QC gate: %s", "; ".join(reasons["rigid"]))
+        log.warning("intensity registration failed the QC gate: %s", "; ".join(qc["gate_reasons"]))
         result = _fallback(fpts, mpts, fx, mv, scorer, center, p, qc)
     result.qc = {**qc, **result.qc}
     result.qc.update({"method": result.method, "flagged": result.flagged,
@@ -265,13 +253,16 @@ def register(fixed: nib.Nifti1Image, moving: nib.Nifti1Image, fixed_discs: nib.N
     return result
 
 
-def gate(m, gain, center, p: RegistrationParams, fpts, mpts, qc, name, score, start=None) -> list[str]:
-    """Reasons to reject a transform (empty = accepted); records the checks in ``qc[name]``. The
-    motion is judged relative to ``start`` (default: the scanner alignment)."""
+def gate(m, gain, center, p: RegistrationParams, fpts, mpts, qc, name, score, start=None,
+         why: tuple[str, ...] = ()) -> list[str]:
+    """Reasons to reject a transform (empty = accepted): ``why`` (the caller's own) and the gate's;
+    records them all, with the checks, in ``qc[name]``. The motion is judged relative to ``start``
+    (default: the scanner alignment)."""
     if start is None:
-        ok, parts, why = plausible(m, center, p)
+        _, parts, found = plausible(m, center, p)
     else:
-        ok, parts, why = plausible(m @ np.linalg.inv(start), start[:3, :3] @ center + start[:3, 3], p)
+        _, parts, found = plausible(m @ np.linalg.inv(start), start[:3, :3] @ center + start[:3, 3], p)
+    why = [*why, *found]
     if not gain >= p.min_gain:
         why.append(f"similarity gain {gain:.4f} < {p.min_gain}")
     disc_err = disc_agreement(m, fpts, mpts)
