@@ -176,8 +176,8 @@ def _paper_size_model_folder(tmp: Path) -> Path:
 
     import torch
 
-    from imsct.training.export import write_model_folder
     from imsct.models.unet3d import ModifiedUNet3D
+    from imsct.training.export import write_model_folder
     from imsct.training.jobs import _config
 
     cfg = {"lr": 1e-3, "max_epochs": 1, "patience": 1, "min_delta": 0.0, "seed": 0, "threads": 2, "device": "cpu",
@@ -214,13 +214,13 @@ def bench_segment(tmp: Path) -> list[tuple]:
     import numpy as np
     import torch
 
+    from imsct.crops import center_crop_pad, paper_to_array, tumor_network_input
     from imsct.inference.predictor import Predictor, SegmentOptions
     from imsct.inference.sliding import run_padded
     from imsct.phantom.subject import make_subject
     from imsct.preprocess.cordmask import tube_mask
     from imsct.preprocess.register import register
     from imsct.preprocess.resample import canonical_grid, resample_image, zscore
-    from imsct.crops import center_crop_pad, paper_to_array, tumor_network_input
     from imsct.training.loop import load_model
 
     folder = _paper_size_model_folder(tmp)

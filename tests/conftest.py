@@ -93,6 +93,7 @@ def tiny_models(preprocessed_small, tmp_path_factory):
     import time
 
     from helpers import TINY, split_sets
+
     from imsct.training.jobs import train_cord_model, train_tumor_model
 
     out = tmp_path_factory.mktemp("models")
@@ -106,6 +107,7 @@ def tiny_models(preprocessed_small, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model_folder(tiny_models, tmp_path_factory):
     from helpers import TINY
+
     from imsct.training.export import write_model_folder
 
     folder = tmp_path_factory.mktemp("onnx")

@@ -11,8 +11,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-
 from helpers import TINY
+
 from imsct.inference.postprocess import postprocess_classes, remove_small
 from imsct.inference.predictor import Predictor, SegmentOptions, write_segmentation
 from imsct.io import load_image
@@ -98,6 +98,7 @@ def test_whole_image_model_runs_single_step_and_ensembles_must_agree(tiny_models
     step by default, refuses the cascade, and its timing holds no cord model; folders that see
     different inputs do not ensemble."""
     from helpers import TINY
+
     from imsct.training.export import write_model_folder
 
     single_dir = tmp_path / "single"
@@ -197,6 +198,7 @@ def test_demo_size_models_reach_expected_dice_and_the_crop_holds_every_structure
     reach a mean whole-tumor Dice >= 0.45, the cord is found (Dice >= 0.5 on every subject, 0.7 on average, against the 30 mm mask) and the
     cascade crop holds every ground-truth voxel of every subject (paper: 99.4% of subjects)."""
     from helpers import split_sets
+
     from imsct.evaluation.evaluate import crop_contains
     from imsct.evaluation.metrics import compare
     from imsct.training.export import write_model_folder
@@ -267,6 +269,7 @@ def test_training_and_inference_feed_the_networks_the_same_voxels(tiny_model_fol
     the inputs `segment` passes to the ONNX sessions are recorded and compared with the training
     crops built from the same working-grid images and the same cord mask."""
     from helpers import TINY
+
     from imsct.crops import paper_to_array, safety_to_array
     from imsct.inference.postprocess import largest_component
     from imsct.training.data import cord_crop, load_case, tumor_crop

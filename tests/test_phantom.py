@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from imsct.bids import Naming
+from imsct.classes import LESIONS
 from imsct.phantom.cohort import cohort_volumes, generate_subject, plan_cohort, table2_comparison
 from imsct.phantom.lesions import TABLE2, lognormal_params, volume_cm3, volume_distribution
 from imsct.phantom.render import CORD, CSF, TUMOR_ENH
-from imsct.classes import LESIONS
 from imsct.phantom.subject import make_subject, realised_volumes
 
 N_FULL = 36

@@ -15,15 +15,22 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import TINY, split_sets  # noqa: E402
 
+from imsct.crops import (
+    center_crop_pad,
+    cord_bbox,
+    extract,
+    safety_to_array,
+    sliding_patches,
+    tumor_region,
+    tumor_region_size,
+    uncrop,
+)
 from imsct.models.unet3d import ModifiedUNet3D, count_parameters
-from imsct.training.augment import augment_windows, random_affine_mm, theta_from_mm
 from imsct.phantom.cohort import participants_table, plan_cohort
 from imsct.splits import make_split, make_splits, split_table, write_splits
-from imsct.crops import (center_crop_pad, cord_bbox, extract, safety_to_array, sliding_patches, tumor_region,
-                         tumor_region_size, uncrop)
-
-from helpers import TINY, split_sets  # noqa: E402
+from imsct.training.augment import augment_windows, random_affine_mm, theta_from_mm
 
 
 # ---------------------------------------------------------------- splits
@@ -332,8 +339,8 @@ def test_stale_checkpoint_is_not_resumed_and_lost_outputs_come_back(preprocessed
 def test_export_model_folder_parity_and_hashes(tiny_models, tmp_path):
     import onnxruntime as ort
 
-    from imsct.training.export import write_model_folder
     from imsct.inference.modelfolder import ModelFolderError, read_model_folder
+    from imsct.training.export import write_model_folder
     from imsct.training.loop import load_model
 
     out = tiny_models[0]

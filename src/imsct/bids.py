@@ -56,7 +56,7 @@ class Naming:
     required: tuple[str, ...] = ("t2w", "t1w", "tumor", "edema", "cavity", "centerline")
 
     @classmethod
-    def from_config(cls, cfg: dict) -> "Naming":
+    def from_config(cls, cfg: dict) -> Naming:
         n = cls()
         if not cfg:
             return n
@@ -72,7 +72,7 @@ class Naming:
         return n
 
     @classmethod
-    def ivadomed(cls) -> "Naming":
+    def ivadomed(cls) -> Naming:
         """The naming of the original IMSCT dataset (ivadomed target suffixes)."""
         return cls(
             t1w=ImageSpec("T1w", {"ce": None}),

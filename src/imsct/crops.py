@@ -16,7 +16,7 @@ are converted with :func:`paper_to_array`; safety factors are named by axis (``s
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

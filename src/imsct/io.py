@@ -11,9 +11,9 @@ import errno
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from glob import escape as glob_escape
 from pathlib import Path
-from typing import Iterator
 
 import nibabel as nib
 import numpy as np

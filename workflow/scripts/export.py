@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from imsct.training.export import write_model_folder
 from imsct.logs import snakemake_log
+from imsct.training.export import write_model_folder
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 log = snakemake_log(smk)

@@ -15,7 +15,6 @@ from ..io import load_image, same_grid
 from .metrics import DEFAULT_OVERLAP_MM3, compare, voxel_volume_mm3
 
 
-
 def _mask(path, ref=None) -> np.ndarray:
     img = load_image(path)
     if ref is not None and not same_grid(img, ref):

@@ -26,9 +26,9 @@ import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from ..bids import subject_session  # noqa: E402
+from ..classes import CLASSES, LESIONS  # noqa: E402
 from ..io import atomic_path, load_image  # noqa: E402
 from ..viz import normalize_intensity, sagittal_view  # noqa: E402
-from ..classes import CLASSES, LESIONS  # noqa: E402
 
 COLOURS = {"tumor": "#e41a1c", "edema": "#ffb000", "cavity": "#1e90ff", "wholetumor": "#9b59b6"}
 TITLES = {"tumor": "Tumor core", "edema": "Edema", "cavity": "Cavity", "wholetumor": "Whole tumor"}

@@ -4,7 +4,7 @@ arrays (an ONNX session in practice)."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -14,10 +14,10 @@ import pandas as pd
 
 from .. import __version__
 from ..bids import Naming, stem
+from ..classes import LESIONS
 from ..io import save_nifti, write_json, write_text, write_tsv
 from .anatomy import size_factor
 from .lesions import HIGH_GRADE_FRACTION, P_CAVITY, TUMOR_TYPES, p_edema
-from ..classes import LESIONS
 from .subject import SubjectData, SubjectSpec, make_subject
 
 # Paper, section 2.1 and Table 1.

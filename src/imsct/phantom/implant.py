@@ -30,8 +30,17 @@ from .. import __version__
 from ..bids import Naming, stem
 from ..io import load_image, save_nifti, write_json, write_text, write_tsv
 from .anatomy import DZ, Anatomy
-from .lesions import (ADULT_CORD_RXRY, CLASSES, Lesion, TumorAppearance, _fit_extent, build_complex, designed_volumes,
-                      lesion_dicts, volume_cm3)
+from .lesions import (
+    ADULT_CORD_RXRY,
+    CLASSES,
+    Lesion,
+    TumorAppearance,
+    _fit_extent,
+    build_complex,
+    designed_volumes,
+    lesion_dicts,
+    volume_cm3,
+)
 from .render import CAVITY, CORD, CSF, EDEMA, LABEL_TISSUES, TUMOR, TUMOR_ENH, tissue_luts
 from .subject import SubjectSpec, _exclusive_labels
 
@@ -154,7 +163,7 @@ class Texture:
     phase: np.ndarray
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, n: int = 24, wavelength=(3.0, 10.0)) -> "Texture":
+    def draw(cls, rng: np.random.Generator, n: int = 24, wavelength=(3.0, 10.0)) -> Texture:
         d = rng.normal(size=(n, 3))
         d /= np.linalg.norm(d, axis=1, keepdims=True)
         return cls(d * (2 * np.pi / rng.uniform(*wavelength, n))[:, None], rng.uniform(0, 2 * np.pi, n))

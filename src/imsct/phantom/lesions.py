@@ -20,7 +20,7 @@ the anatomy (cord length, canal size) cannot hold them.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
@@ -131,7 +131,7 @@ _U = (np.arange(4000) + 0.5) / 4000
 _Z = ndtri(_U)
 
 
-@lru_cache(maxsize=None)
+@cache
 def lognormal_params(mean: float, std: float, lo: float, hi: float) -> tuple[float, float]:
     """(mu, sigma) of the log-normal that, clipped to [lo, hi], has this mean and std."""
 

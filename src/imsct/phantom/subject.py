@@ -13,7 +13,6 @@ from .lesions import draw_lesions, expand_cord, lesion_dicts
 from .render import Grid, render, tissue_luts
 
 
-
 @dataclass
 class SubjectSpec:
     index: int  # 1-based position in the cohort

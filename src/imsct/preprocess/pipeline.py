@@ -9,8 +9,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from ..classes import LESIONS
 from ..bids import subject_session
+from ..classes import LESIONS
 from ..io import ImageError, load_image, load_scan, same_grid, save_nifti, write_json, write_tsv
 from .cordmask import centerline_from_csv, tube_mask
 from .resample import canonical_grid, resample_image, zscore

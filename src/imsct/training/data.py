@@ -9,8 +9,7 @@ from dataclasses import dataclass
 import nibabel as nib
 import numpy as np
 
-from ..crops import (CLASSES, center_crop_pad, cord_network_input, extract, sliding_patches,  # noqa: F401
-                     tumor_network_input)
+from ..crops import CLASSES, center_crop_pad, cord_network_input, extract, sliding_patches, tumor_network_input  # noqa: F401
 
 
 @dataclass

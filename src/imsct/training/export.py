@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..inference.modelfolder import MODEL_FORMAT, sha256
 from ..io import atomic_path
 from ..models.unet3d import ModifiedUNet3D
-from ..inference.modelfolder import MODEL_FORMAT, sha256
 
 log = logging.getLogger(__name__)
 OPSET = 17

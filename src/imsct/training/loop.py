@@ -70,7 +70,7 @@ def _stack(samples, idx):
     return x, y
 
 
-def epoch_patches(crops, cfg: "TrainConfig", gen: torch.Generator, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def epoch_patches(crops, cfg: TrainConfig, gen: torch.Generator, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Every window of every crop, each window with a fresh random affine of its whole crop (on
     ``device``), as ivadomed samples sub-volumes."""
     out = []
@@ -81,7 +81,7 @@ def epoch_patches(crops, cfg: "TrainConfig", gen: torch.Generator, device) -> li
     return out
 
 
-def batch_order(patches, cfg: "TrainConfig", gen: torch.Generator) -> list[list[int]]:
+def batch_order(patches, cfg: TrainConfig, gen: torch.Generator) -> list[list[int]]:
     """Shuffled batches over the epoch's patches; with ``lesion_oversampling`` > 0 the last
     round(fraction x batch) places of each batch are drawn among patches holding target voxels."""
     order = torch.randperm(len(patches), generator=gen).tolist()
