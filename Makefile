@@ -22,9 +22,12 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
+# snakemake --lint exits 1 on its one expected lint (rules declare no conda environment, see the
+# README); the test accepts that one and nothing else.
 lint: install
-	$(BIN)/snakemake --lint
+	$(BIN)/ruff check .
 	$(BIN)/snakefmt --check Snakefile workflow/rules/
+	$(BIN)/python -m pytest -q tests/test_workflow.py -k "test_lint_is_clean"
 
 bench: install
 	$(BIN)/python benchmarks/run.py

@@ -121,6 +121,15 @@ def test_lint_is_clean():
     assert out.count("Lints for") == len(titles)  # one lint per rule: that one
 
 
+def test_python_code_passes_ruff():
+    """The rule set in pyproject.toml ([tool.ruff]) over the package, tests, scripts and benchmarks."""
+    exe = shutil.which("ruff", path=str(BIN))
+    if exe is None:
+        pytest.skip("ruff not installed (pip install -e .[dev])")
+    r = subprocess.run([exe, "check", "--output-format", "concise", "."], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-1000:]
+
+
 def test_rule_files_are_snakefmt_formatted():
     exe = shutil.which("snakefmt", path=str(BIN))
     if exe is None:
