@@ -190,7 +190,7 @@ def test_cord_mask_is_in_mm_on_anisotropic_grids():
 
 
 def test_working_grid_names_follow_the_spacing():
-    from imsct.preprocess.pipeline import resolution_entity, working_grid_paths
+    from imsct.paths import resolution_entity, working_grid_paths
 
     assert resolution_entity([1, 1, 2]) == resolution_entity((1.0, 1.0, 2.0)) == "res-1x1x2"
     assert resolution_entity([0.8, 0.8, 2]) == "res-0p8x0p8x2" and resolution_entity([0.5, 1.25, 3]) == "res-0p5x1p25x3"

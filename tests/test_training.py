@@ -216,7 +216,7 @@ def test_cli_trains_as_the_workflow_seed_offset_by_split_and_sessions_kept(prepr
     import yaml
 
     from imsct.cli import main
-    from imsct.preprocess.pipeline import working_grid_paths
+    from imsct.paths import working_grid_paths
     from imsct.splits import split_members
     from imsct.training.jobs import run_training
 

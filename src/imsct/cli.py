@@ -139,7 +139,8 @@ def cmd_train(args) -> int:
     import pandas as pd
 
     from .config import load_config
-    from .preprocess.pipeline import participant_keys, working_grid_paths
+    from .paths import working_grid_paths
+    from .preprocess.pipeline import participant_keys
     from .training.jobs import run_training
 
     full = load_config(args.config)

@@ -5,10 +5,10 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from imsct.bids import Naming, discover_cached
-from imsct.classes import CLASSES, OUTPUTS
+from imsct.classes import CLASSES, LESIONS, OUTPUTS
 from imsct.config import training_recipe, validate_config
 from imsct.phantom.cohort import participants_table, plan_cohort
-from imsct.preprocess.pipeline import working_grid_paths
+from imsct.paths import Layout
 from imsct.splits import (
     make_splits,
     participant_of,
@@ -30,8 +30,8 @@ except ValueError as exc:
 NAMING = Naming.from_config(config["inputs"])
 RESULTS = config["results"]
 RESOURCES = config["resources"]
-LOGS = f"{RESULTS}/logs"
-BENCH = f"{RESULTS}/benchmarks"
+# Every derived file's name comes from the package's one layout (imsct.paths), as the CLI's do.
+L = Layout(RESULTS, tuple(config["preprocess"]["spacing_mm"]))
 SYNTHETIC = not config.get("bids_dir")
 
 if SYNTHETIC:
@@ -125,8 +125,7 @@ ALT_RULE = "independent" if config["postprocess"]["exclusive"] else "exclusive"
 
 def get_infer_model(wildcards):
     """The model folder of an inference mode: the cascade's, or the single-step baseline's."""
-    folder = "onnx" if wildcards.mode == "cascade" else "onnx-single"
-    return f"{RESULTS}/models/split-{wildcards.split}/{folder}/model.json"
+    return L.model_folder(wildcards.split, single=wildcards.mode != "cascade")
 
 
 def split_modes(split):
@@ -142,9 +141,7 @@ def split_members(split, which):
 
 
 def preproc_paths(subject):
-    return working_grid_paths(
-        f"{RESULTS}/preprocess", subject, config["preprocess"]["spacing_mm"]
-    )
+    return L.working_grid(subject)
 
 
 def get_training_subjects(wildcards):
@@ -189,14 +186,11 @@ def get_register_inputs(wildcards):
 
 def get_resample_inputs(wildcards):
     files = subject_inputs(wildcards.subject)
-    pre = f"{RESULTS}/preprocess/sub-{wildcards.subject}/sub-{wildcards.subject}"
     return {
         "t2w": files["t2w"],
-        "t1w": f"{pre}_space-T2w_desc-registered_T1w.nii.gz",
-        "tumor": files["tumor"],
-        "edema": files["edema"],
-        "cavity": files["cavity"],
-        "cord": f"{pre}_label-cord_mask.nii.gz",
+        "t1w": L.registered_t1w(wildcards.subject),
+        **{c: files[c] for c in LESIONS},
+        "cord": L.cord_mask(wildcards.subject),
     }
 
 
@@ -218,9 +212,9 @@ def get_evaluate_subjects(wildcards):
         files = subject_inputs(key)
         work = preproc_paths(key)
         out[key] = {
-            "gt": {c: files[c] for c in ("tumor", "edema", "cavity")},
-            "cord_gt": f"{RESULTS}/preprocess/sub-{key}/sub-{key}_label-cord_mask.nii.gz",
-            "working_labels": {c: work[c] for c in ("tumor", "edema", "cavity")},
+            "gt": {c: files[c] for c in LESIONS},
+            "cord_gt": L.cord_mask(key),
+            "working_labels": {c: work[c] for c in LESIONS},
             "tumor_type": str(table.loc[participant_of(key), "tumor_type"]),
         }
     return out
@@ -228,17 +222,18 @@ def get_evaluate_subjects(wildcards):
 
 def get_evaluate_inputs(wildcards):
     files = {}
+    split = wildcards.split
     for key, s in get_evaluate_subjects(wildcards).items():
         files[f"{key}_gt"] = list(s["gt"].values())
         files[f"{key}_cord"] = s["cord_gt"]
         files[f"{key}_work"] = list(s["working_labels"].values())
-        for mode in split_modes(wildcards.split):
-            files[f"{key}_pred_{mode}"] = expand(
-                f"{RESULTS}/predictions/split-{wildcards.split}/{mode}/sub-{key}_label-{{cls}}_mask.nii.gz",
-                cls=OUTPUTS if "-" not in mode else CLASSES,
-            )
-            files[f"{key}_sidecar_{mode}"] = (
-                f"{RESULTS}/predictions/split-{wildcards.split}/{mode}/sub-{key}_label-wholetumor_mask.json"
+        for mode in split_modes(split):
+            classes = OUTPUTS if "-" not in mode else CLASSES
+            files[f"{key}_pred_{mode}"] = [
+                L.prediction(split, mode, key, c) for c in classes
+            ]
+            files[f"{key}_sidecar_{mode}"] = L.prediction(
+                split, mode, key, "wholetumor", ".json"
             )
     return files
 
@@ -251,36 +246,40 @@ def get_report_subjects(wildcards=None):
         files = subject_inputs(key)
         out[key] = {
             "t2w": files["t2w"],
-            "t1w": f"{RESULTS}/preprocess/sub-{key}/sub-{key}_space-T2w_desc-registered_T1w.nii.gz",
-            "gt": {c: files[c] for c in ("tumor", "edema", "cavity")},
+            "t1w": L.registered_t1w(key),
+            "gt": {c: files[c] for c in LESIONS},
         }
     return out
 
 
-def get_report_inputs(wildcards):
-    ev = f"{RESULTS}/evaluation"
+def training_logs():
+    """log.tsv of every trained model: {split: {cord, tumor[, single]: path}}."""
     return {
-        "cohort": f"{RESULTS}/cohort/cohort.tsv",
+        s: {
+            m: L.model(s, m, "log.tsv")
+            for m in ("cord", "tumor", "single")
+            if m != "single" or s in SINGLE_SPLITS
+        }
+        for s in SPLITS
+    }
+
+
+def get_report_inputs(wildcards):
+    return {
+        "cohort": L.cohort(),
         "grids": [preproc_paths(s)["grid"] for s in SUBJECTS],
-        "registration": f"{RESULTS}/qc/registration.tsv",
-        "logs": expand(
-            f"{RESULTS}/models/split-{{split}}/{{m}}/log.tsv",
-            split=SPLITS,
-            m=["cord", "tumor"],
-        )
-        + expand(
-            f"{RESULTS}/models/split-{{split}}/single/log.tsv", split=SINGLE_SPLITS
-        ),
-        "metrics": f"{ev}/metrics.tsv",
-        "table4": f"{ev}/table4.tsv",
-        "per_type": f"{ev}/per_type.tsv",
-        "cascade": f"{ev}/cascade_vs_single.tsv",
-        "summary": f"{ev}/summary.json",
-        "postprocess": f"{ev}/class_rules.tsv",
+        "registration": L.registration_table(),
+        "logs": [p for logs in training_logs().values() for p in logs.values()],
+        "metrics": L.evaluation("metrics.tsv"),
+        "table4": L.evaluation("table4.tsv"),
+        "per_type": L.evaluation("per_type.tsv"),
+        "cascade": L.evaluation("cascade_vs_single.tsv"),
+        "summary": L.evaluation("summary.json"),
+        "postprocess": L.evaluation("class_rules.tsv"),
         "t1w": [s["t1w"] for s in get_report_subjects().values()],
         # the example panels read the cascade's predictions of every split's test subjects
         "predictions": [
-            f"{RESULTS}/predictions/split-{split}/cascade/sub-{key}_label-{cls}_mask.nii.gz"
+            L.prediction(split, "cascade", key, cls)
             for split in SPLITS
             for key in split_members(split, "test")
             for cls in OUTPUTS
@@ -289,27 +288,22 @@ def get_report_inputs(wildcards):
 
 
 def get_final_outputs():
-    outs = [f"{RESULTS}/cohort/cohort.tsv", f"{RESULTS}/cohort/excluded.tsv"]
+    outs = [L.cohort(), L.cohort("excluded")]
     if SYNTHETIC and config["synthetic"]["qc"]:
-        outs += expand(
-            f"{RESULTS}/qc/phantom/sub-{{subject}}_phantom-qc.png", subject=SUBJECTS
-        )
-    outs += [f"{RESULTS}/qc/registration.tsv"]
-    outs += expand(
-        f"{RESULTS}/qc/registration/sub-{{subject}}_registration.png", subject=SUBJECTS
-    )
+        outs += [L.qc_figure("phantom", s) for s in SUBJECTS]
+    outs += [L.registration_table()]
+    outs += [L.qc_figure("registration", s) for s in SUBJECTS]
     outs += [preproc_paths(s)["grid"] for s in SUBJECTS]
-    outs += [f"{RESULTS}/splits/summary.tsv"]
-    outs += expand(f"{RESULTS}/models/split-{{split}}/tumor/summary.json", split=SPLITS)
-    outs += expand(f"{RESULTS}/models/split-{{split}}/onnx/model.json", split=SPLITS)
-    outs += expand(
-        f"{RESULTS}/models/split-{{split}}/onnx-single/model.json", split=SINGLE_SPLITS
-    )
+    outs += [L.splits_summary()]
+    outs += [L.model(s, "tumor", "summary.json") for s in SPLITS]
+    outs += [L.model_folder(s) for s in SPLITS]
+    outs += [L.model_folder(s, single=True) for s in SINGLE_SPLITS]
     for split in SPLITS:
-        outs += expand(
-            f"{RESULTS}/predictions/split-{split}/{{mode}}/sub-{{subject}}_label-wholetumor_mask.nii.gz",
-            mode=[m for m in split_modes(split) if "-" not in m],
-            subject=split_members(split, "test"),
-        )
-    outs += [f"{RESULTS}/evaluation/summary.md", f"{RESULTS}/report/index.html"]
+        for mode in split_modes(split):
+            if "-" not in mode:
+                outs += [
+                    L.prediction(split, mode, k, "wholetumor")
+                    for k in split_members(split, "test")
+                ]
+    outs += [L.evaluation("summary.md"), L.report()]
     return outs

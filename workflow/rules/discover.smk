@@ -5,10 +5,10 @@ rule discover:
     input:
         get_discover_inputs,
     output:
-        cohort=f"{RESULTS}/cohort/cohort.tsv",
-        excluded=f"{RESULTS}/cohort/excluded.tsv",
+        cohort=L.cohort(),
+        excluded=L.cohort("excluded"),
     log:
-        f"{LOGS}/discover.log",
+        L.log("discover"),
     params:
         bids_dir=BIDS_DIR,
         inputs=config["inputs"],

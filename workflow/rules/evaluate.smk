@@ -6,13 +6,14 @@ rule evaluate:
     input:
         unpack(get_evaluate_inputs),
     output:
-        tsv=f"{RESULTS}/evaluation/split-{{split}}.tsv",
+        tsv=L.split_metrics("{split}"),
     log:
-        f"{LOGS}/evaluate/split-{{split}}.log",
+        L.log("evaluate/split-{split}"),
     params:
         subjects=get_evaluate_subjects,
-        pred_root=f"{RESULTS}/predictions/split-{{split}}",
-        modes=lambda wc: split_modes(wc.split),
+        pred_dirs=lambda wc: {
+            m: L.prediction_dir(wc.split, m) for m in split_modes(wc.split)
+        },
         overlap_mm3=config["evaluation"]["overlap_mm3"],
     script:
         "../scripts/evaluate.py"
@@ -20,21 +21,21 @@ rule evaluate:
 
 rule aggregate:
     input:
-        tsv=expand(f"{RESULTS}/evaluation/split-{{split}}.tsv", split=SPLITS),
-        train_logs=expand(
-            f"{RESULTS}/models/split-{{split}}/{{m}}/log.tsv",
-            split=SINGLE_SPLITS,
-            m=["tumor", "single"],
-        ),
+        tsv=[L.split_metrics(s) for s in SPLITS],
+        train_logs=[
+            L.model(s, m, "log.tsv")
+            for s in SINGLE_SPLITS
+            for m in ("tumor", "single")
+        ],
     output:
-        metrics=f"{RESULTS}/evaluation/metrics.tsv",
-        table4=f"{RESULTS}/evaluation/table4.tsv",
-        markdown=f"{RESULTS}/evaluation/summary.md",
-        per_type=f"{RESULTS}/evaluation/per_type.tsv",
-        cascade=f"{RESULTS}/evaluation/cascade_vs_single.tsv",
-        summary=f"{RESULTS}/evaluation/summary.json",
-        postprocess=f"{RESULTS}/evaluation/class_rules.tsv",
+        metrics=L.evaluation("metrics.tsv"),
+        table4=L.evaluation("table4.tsv"),
+        markdown=L.evaluation("summary.md"),
+        per_type=L.evaluation("per_type.tsv"),
+        cascade=L.evaluation("cascade_vs_single.tsv"),
+        summary=L.evaluation("summary.json"),
+        postprocess=L.evaluation("class_rules.tsv"),
     log:
-        f"{LOGS}/evaluate/aggregate.log",
+        L.log("evaluate/aggregate"),
     script:
         "../scripts/aggregate.py"

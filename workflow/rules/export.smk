@@ -6,11 +6,11 @@ rule export:
         cord=rules.train_cord.output.model,
         tumor=rules.train_tumor.output.model,
     output:
-        cord=f"{RESULTS}/models/split-{{split}}/onnx/cord.onnx",
-        tumor=f"{RESULTS}/models/split-{{split}}/onnx/tumor.onnx",
-        meta=f"{RESULTS}/models/split-{{split}}/onnx/model.json",
+        cord=L.model_folder("{split}", name="cord.onnx"),
+        tumor=L.model_folder("{split}", name="tumor.onnx"),
+        meta=L.model_folder("{split}"),
     log:
-        f"{LOGS}/export/split-{{split}}.log",
+        L.log("export/split-{split}"),
     params:
         training=TRAINING_RECIPE,
         spacing=config["preprocess"]["spacing_mm"],
@@ -25,11 +25,11 @@ rule export_single:
         cord=rules.train_cord.output.model,
         tumor=rules.train_single.output.model,
     output:
-        cord=f"{RESULTS}/models/split-{{split}}/onnx-single/cord.onnx",
-        tumor=f"{RESULTS}/models/split-{{split}}/onnx-single/tumor.onnx",
-        meta=f"{RESULTS}/models/split-{{split}}/onnx-single/model.json",
+        cord=L.model_folder("{split}", True, "cord.onnx"),
+        tumor=L.model_folder("{split}", True, "tumor.onnx"),
+        meta=L.model_folder("{split}", True),
     log:
-        f"{LOGS}/export/split-{{split}}_single.log",
+        L.log("export/split-{split}_single"),
     params:
         training=TRAINING_RECIPE,
         spacing=config["preprocess"]["spacing_mm"],

@@ -7,30 +7,26 @@
 rule infer:
     input:
         t2w=lambda wc: subject_inputs(wc.subject)["t2w"],
-        t1w=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_space-T2w_desc-registered_T1w.nii.gz",
+        t1w=L.registered_t1w("{subject}"),
         model=get_infer_model,
     output:
-        masks=expand(
-            f"{RESULTS}/predictions/split-{{{{split}}}}/{{{{mode}}}}/sub-{{{{subject}}}}_label-{{cls}}_mask.nii.gz",
-            cls=OUTPUTS,
-        ),
-        alt=expand(
-            f"{RESULTS}/predictions/split-{{{{split}}}}/{{{{mode}}}}-{ALT_RULE}/sub-{{{{subject}}}}_label-{{cls}}_mask.nii.gz",
-            cls=CLASSES,
-        ),
+        masks=[L.prediction("{split}", "{mode}", "{subject}", c) for c in OUTPUTS],
+        alt=[
+            L.prediction("{split}", f"{{mode}}-{ALT_RULE}", "{subject}", c)
+            for c in CLASSES
+        ],
         # JSON sidecars (provenance, crop, seconds): evaluation reads them
-        sidecars=expand(
-            f"{RESULTS}/predictions/split-{{{{split}}}}/{{{{mode}}}}/sub-{{{{subject}}}}_label-{{cls}}_mask.json",
-            cls=OUTPUTS,
-        ),
-        alt_sidecars=expand(
-            f"{RESULTS}/predictions/split-{{{{split}}}}/{{{{mode}}}}-{ALT_RULE}/sub-{{{{subject}}}}_label-{{cls}}_mask.json",
-            cls=CLASSES,
-        ),
+        sidecars=[
+            L.prediction("{split}", "{mode}", "{subject}", c, ".json") for c in OUTPUTS
+        ],
+        alt_sidecars=[
+            L.prediction("{split}", f"{{mode}}-{ALT_RULE}", "{subject}", c, ".json")
+            for c in CLASSES
+        ],
     log:
-        f"{LOGS}/infer/split-{{split}}_{{mode}}_sub-{{subject}}.log",
+        L.log("infer/split-{split}_{mode}_sub-{subject}"),
     benchmark:
-        f"{BENCH}/infer/split-{{split}}_{{mode}}_sub-{{subject}}.tsv"
+        L.benchmark("infer/split-{split}_{mode}_sub-{subject}")
     wildcard_constraints:
         mode="cascade|single",
     threads: 2

@@ -6,7 +6,7 @@ rule phantom_dataset:
         participants=f"{RESOURCES}/synthetic/participants.tsv",
         description=f"{RESOURCES}/synthetic/dataset_description.json",
     log:
-        f"{LOGS}/phantom/dataset.log",
+        L.log("phantom/dataset"),
     params:
         subjects=config["synthetic"]["subjects"],
         seed=config["synthetic"]["seed"],
@@ -20,9 +20,9 @@ rule phantom_subject:
     output:
         **phantom_paths("{subject}"),
     log:
-        f"{LOGS}/phantom/sub-{{subject}}.log",
+        L.log("phantom/sub-{subject}"),
     benchmark:
-        f"{BENCH}/phantom/sub-{{subject}}.tsv"
+        L.benchmark("phantom/sub-{subject}")
     threads: 1
     resources:
         mem_mb=2000,
@@ -41,8 +41,8 @@ rule phantom_qc:
     input:
         unpack(lambda wc: phantom_paths(wc.subject)),
     output:
-        png=f"{RESULTS}/qc/phantom/sub-{{subject}}_phantom-qc.png",
+        png=L.qc_figure("phantom", "{subject}"),
     log:
-        f"{LOGS}/phantom/sub-{{subject}}_qc.log",
+        L.log("phantom/sub-{subject}_qc"),
     script:
         "../scripts/phantom_qc.py"

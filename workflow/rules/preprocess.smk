@@ -6,9 +6,9 @@ rule cord_mask:
     input:
         centerline=lambda wc: subject_inputs(wc.subject)["centerline"],
     output:
-        mask=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_label-cord_mask.nii.gz",
+        mask=L.cord_mask("{subject}"),
     log:
-        f"{LOGS}/preprocess/sub-{{subject}}_cord-mask.log",
+        L.log("preprocess/sub-{subject}_cord-mask"),
     params:
         diameter_mm=config["preprocess"]["cord_mask_diameter_mm"],
     script:
@@ -19,13 +19,13 @@ rule register:
     input:
         unpack(get_register_inputs),
     output:
-        t1w=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_space-T2w_desc-registered_T1w.nii.gz",
-        transform=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_from-T1w_to-T2w_mode-points_xfm.mat",
-        qc=f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_desc-registration_qc.json",
+        t1w=L.registered_t1w("{subject}"),
+        transform=L.transform("{subject}"),
+        qc=L.registration_qc("{subject}"),
     log:
-        f"{LOGS}/preprocess/sub-{{subject}}_register.log",
+        L.log("preprocess/sub-{subject}_register"),
     benchmark:
-        f"{BENCH}/preprocess/sub-{{subject}}_register.tsv"
+        L.benchmark("preprocess/sub-{subject}_register")
     threads: 1
     resources:
         mem_mb=4000,
@@ -42,9 +42,9 @@ rule resample:
     output:
         **preproc_paths("{subject}"),
     log:
-        f"{LOGS}/preprocess/sub-{{subject}}_resample.log",
+        L.log("preprocess/sub-{subject}_resample"),
     benchmark:
-        f"{BENCH}/preprocess/sub-{{subject}}_resample.tsv"
+        L.benchmark("preprocess/sub-{subject}_resample")
     resources:
         mem_mb=4000,
     params:
@@ -61,26 +61,23 @@ rule registration_figure:
         cord=rules.cord_mask.output.mask,
     output:
         png=report(
-            f"{RESULTS}/qc/registration/sub-{{subject}}_registration.png",
+            L.qc_figure("registration", "{subject}"),
             caption="../report/registration.rst",
             category="Registration QC",
             subcategory="{subject}",
         ),
     log:
-        f"{LOGS}/qc/sub-{{subject}}_registration.log",
+        L.log("qc/sub-{subject}_registration"),
     script:
         "../scripts/registration_figure.py"
 
 
 rule registration_summary:
     input:
-        expand(
-            f"{RESULTS}/preprocess/sub-{{subject}}/sub-{{subject}}_desc-registration_qc.json",
-            subject=SUBJECTS,
-        ),
+        [L.registration_qc(s) for s in SUBJECTS],
     output:
-        tsv=f"{RESULTS}/qc/registration.tsv",
+        tsv=L.registration_table(),
     log:
-        f"{LOGS}/qc/registration_summary.log",
+        L.log("qc/registration_summary"),
     script:
         "../scripts/registration_summary.py"

@@ -5,29 +5,22 @@ rule report:
     input:
         unpack(get_report_inputs),
     output:
-        html=f"{RESULTS}/report/index.html",
+        html=L.report(),
         boxplot=report(
-            f"{RESULTS}/report/figures/dice_boxplot.png",
+            L.report("figures/dice_boxplot.png"),
             caption="../report/dice_boxplot.rst",
             category="Evaluation",
         ),
         bland_altman=report(
-            f"{RESULTS}/report/figures/volume_bland_altman.png",
+            L.report("figures/volume_bland_altman.png"),
             caption="../report/bland_altman.rst",
             category="Evaluation",
         ),
     log:
-        f"{LOGS}/report.log",
+        L.log("report"),
     params:
         subjects=get_report_subjects,
-        training_logs={
-            s: {
-                m: f"{RESULTS}/models/split-{s}/{m}/log.tsv"
-                for m in ("cord", "tumor", "single")
-                if m != "single" or s in SINGLE_SPLITS
-            }
-            for s in SPLITS
-        },
-        predictions=f"{RESULTS}/predictions",
+        training_logs=training_logs(),
+        predictions={s: L.prediction_dir(s, "cascade") for s in SPLITS},
     script:
         "../scripts/report.py"

@@ -3,12 +3,12 @@
 
 rule splits:
     input:
-        cohort=f"{RESULTS}/cohort/cohort.tsv",
+        cohort=L.cohort(),
     output:
-        splits=expand(f"{RESULTS}/splits/split-{{split}}.tsv", split=SPLITS),
-        summary=f"{RESULTS}/splits/summary.tsv",
+        splits=[L.split_table(s) for s in SPLITS],
+        summary=L.splits_summary(),
     log:
-        f"{LOGS}/splits.log",
+        L.log("splits"),
     params:
         n=config["splits"]["n"],
         seed=config["splits"]["seed"],
@@ -19,22 +19,22 @@ rule splits:
 
 rule train_cord:
     input:
-        split=f"{RESULTS}/splits/split-{{split}}.tsv",
+        split=L.split_table("{split}"),
         images=get_training_inputs,
     output:
-        model=f"{RESULTS}/models/split-{{split}}/cord/best.pt",
-        summary=f"{RESULTS}/models/split-{{split}}/cord/summary.json",
-        log_tsv=f"{RESULTS}/models/split-{{split}}/cord/log.tsv",
+        model=L.model("{split}", "cord", "best.pt"),
+        summary=L.model("{split}", "cord", "summary.json"),
+        log_tsv=L.model("{split}", "cord", "log.tsv"),
         curve=report(
-            f"{RESULTS}/models/split-{{split}}/cord/loss.png",
+            L.model("{split}", "cord", "loss.png"),
             caption="../report/training.rst",
             category="Training",
             subcategory="split {split}",
         ),
     log:
-        f"{LOGS}/train/split-{{split}}_cord.log",
+        L.log("train/split-{split}_cord"),
     benchmark:
-        f"{BENCH}/train/split-{{split}}_cord.tsv"
+        L.benchmark("train/split-{split}_cord")
     threads: config["training"]["threads"]
     resources:
         gpu=config["training"]["resources"]["gpu"],
@@ -50,23 +50,23 @@ rule train_cord:
 
 rule train_tumor:
     input:
-        split=f"{RESULTS}/splits/split-{{split}}.tsv",
+        split=L.split_table("{split}"),
         images=get_training_inputs,
         cord=rules.train_cord.output.model,
     output:
-        model=f"{RESULTS}/models/split-{{split}}/tumor/best.pt",
-        summary=f"{RESULTS}/models/split-{{split}}/tumor/summary.json",
-        log_tsv=f"{RESULTS}/models/split-{{split}}/tumor/log.tsv",
+        model=L.model("{split}", "tumor", "best.pt"),
+        summary=L.model("{split}", "tumor", "summary.json"),
+        log_tsv=L.model("{split}", "tumor", "log.tsv"),
         curve=report(
-            f"{RESULTS}/models/split-{{split}}/tumor/loss.png",
+            L.model("{split}", "tumor", "loss.png"),
             caption="../report/training.rst",
             category="Training",
             subcategory="split {split}",
         ),
     log:
-        f"{LOGS}/train/split-{{split}}_tumor.log",
+        L.log("train/split-{split}_tumor"),
     benchmark:
-        f"{BENCH}/train/split-{{split}}_tumor.tsv"
+        L.benchmark("train/split-{split}_tumor")
     threads: config["training"]["threads"]
     resources:
         gpu=config["training"]["resources"]["gpu"],
@@ -83,22 +83,22 @@ rule train_tumor:
 # The single-step baseline (paper 2.6.2): the tumor model trained on the whole image, no cord crop.
 rule train_single:
     input:
-        split=f"{RESULTS}/splits/split-{{split}}.tsv",
+        split=L.split_table("{split}"),
         images=get_training_inputs,
     output:
-        model=f"{RESULTS}/models/split-{{split}}/single/best.pt",
-        summary=f"{RESULTS}/models/split-{{split}}/single/summary.json",
-        log_tsv=f"{RESULTS}/models/split-{{split}}/single/log.tsv",
+        model=L.model("{split}", "single", "best.pt"),
+        summary=L.model("{split}", "single", "summary.json"),
+        log_tsv=L.model("{split}", "single", "log.tsv"),
         curve=report(
-            f"{RESULTS}/models/split-{{split}}/single/loss.png",
+            L.model("{split}", "single", "loss.png"),
             caption="../report/training.rst",
             category="Training",
             subcategory="split {split}",
         ),
     log:
-        f"{LOGS}/train/split-{{split}}_single.log",
+        L.log("train/split-{split}_single"),
     benchmark:
-        f"{BENCH}/train/split-{{split}}_single.tsv"
+        L.benchmark("train/split-{split}_single")
     wildcard_constraints:
         split="|".join(SINGLE_SPLITS) or "none",
     threads: config["training"]["threads"]

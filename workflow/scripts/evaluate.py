@@ -5,6 +5,6 @@ from imsct.logs import snakemake_log
 smk = snakemake  # noqa: F821 - injected by Snakemake
 log = snakemake_log(smk)
 p = smk.params
-df = evaluate_split(smk.wildcards.split, p.subjects, p.pred_root, p.overlap_mm3, tuple(p.modes))
+df = evaluate_split(smk.wildcards.split, p.subjects, p.pred_dirs, p.overlap_mm3)
 write_tsv(df, smk.output.tsv)
 log.info("%d rows for %d subjects", len(df), df["subject"].nunique())

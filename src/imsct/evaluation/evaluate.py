@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..classes import CLASSES, LESIONS
+from ..classes import CLASSES, LESIONS, OUTPUTS
 from ..io import load_image, same_grid
+from ..paths import mask_name
 from .metrics import DEFAULT_OVERLAP_MM3, compare, voxel_volume_mm3
 
 
@@ -23,7 +24,7 @@ def _mask(path, ref=None) -> np.ndarray:
 
 
 def prediction_paths(pred_dir, base: str) -> dict[str, Path]:
-    return {c: Path(pred_dir) / f"{base}_label-{c}_mask.nii.gz" for c in (*CLASSES, "cord")}
+    return {c: Path(pred_dir) / mask_name(base, c) for c in OUTPUTS}
 
 
 def crop_contains(crop: list[list[int]] | None, working_labels: dict[str, str]) -> dict:
@@ -59,7 +60,7 @@ def evaluate_subject(gt: dict[str, str], pred_dir, base: str, cord_gt: str | Non
     rows = []
     for c in CLASSES:
         rows.append({"class": c, **compare(g[c], _mask(preds[c], ref), voxel, overlap_mm3)})
-    side = json.loads(preds["wholetumor"].with_suffix("").with_suffix(".json").read_text())
+    side = json.loads((Path(pred_dir) / mask_name(base, "wholetumor", ".json")).read_text())
     info = {"cascade": bool(side["cascade"]), "exclusive": bool(side.get("exclusive", False)), "cord_found": bool(side["cord_found"]),
             "cord_fallback": bool(side["cord_fallback_whole_fov"]),
             "seconds": float(sum(v for k, v in side["seconds"].items() if k != "register")),
@@ -73,15 +74,16 @@ def evaluate_subject(gt: dict[str, str], pred_dir, base: str, cord_gt: str | Non
     return pd.DataFrame(rows), info
 
 
-def evaluate_split(split: str, subjects: dict[str, dict], pred_root, overlap_mm3: float = DEFAULT_OVERLAP_MM3,
-                   modes=("cascade", "single")) -> pd.DataFrame:
+def evaluate_split(split: str, subjects: dict[str, dict], pred_dirs: dict[str, str],
+                   overlap_mm3: float = DEFAULT_OVERLAP_MM3) -> pd.DataFrame:
     """Long table (one row per subject x mode x class) for one split; ``subjects`` maps a subject key
-    to {gt: {...}, cord_gt, working_labels, tumor_type}."""
+    to {gt: {...}, cord_gt, working_labels, tumor_type}; ``pred_dirs`` maps each inference mode to its
+    prediction folder (:meth:`imsct.paths.Layout.prediction_dir`)."""
     frames = []
     for key, s in subjects.items():
-        for mode in modes:
+        for mode, pred_dir in pred_dirs.items():
             variant = "-" in mode  # <mode>-<class rule>: tumor classes only, the crop is its mode's
-            rows, info = evaluate_subject(s["gt"], Path(pred_root) / mode, f"sub-{key}",
+            rows, info = evaluate_subject(s["gt"], pred_dir, f"sub-{key}",
                                           None if variant else s.get("cord_gt"),
                                           None if variant else s.get("working_labels"), overlap_mm3)
             info.pop("cascade")

@@ -28,6 +28,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from ..bids import subject_session  # noqa: E402
 from ..classes import CLASSES, LESIONS  # noqa: E402
 from ..io import atomic_path, load_image  # noqa: E402
+from ..paths import mask_name  # noqa: E402
 from ..viz import normalize_intensity, sagittal_view  # noqa: E402
 
 COLOURS = {"tumor": "#e41a1c", "edema": "#ffb000", "cavity": "#1e90ff", "wholetumor": "#9b59b6"}
@@ -44,7 +45,7 @@ class ReportInputs:
     training_logs: dict[str, dict[str, str]]  # split -> {cord, tumor} -> log.tsv
     evaluation: dict[str, str]  # metrics, table4, per_type, cascade, summary
     subjects: dict[str, dict] = field(default_factory=dict)  # key -> {t2w, t1w, gt: {...}}
-    predictions: str = "results/predictions"  # <root>/split-XX/<mode>/sub-<key>_label-<cls>_mask.nii.gz
+    predictions: dict[str, str] = field(default_factory=dict)  # split -> the cascade's prediction folder
 
 
 def _png(fig, dpi: int = 90) -> str:
@@ -173,7 +174,7 @@ def example_panel(case: dict, pred_dir: Path, title: str):
         return np.asanyarray(load_image(path).dataobj)
 
     gt = {c: (data(case["gt"][c]) > 0).astype(np.uint8) for c in LESIONS}
-    pr = {c: (data(pred_dir / f"sub-{case['key']}_label-{c}_mask.nii.gz") > 0).astype(np.uint8) for c in LESIONS}
+    pr = {c: (data(Path(pred_dir) / mask_name(f"sub-{case['key']}", c)) > 0).astype(np.uint8) for c in LESIONS}
     anyg = np.asanyarray(nib.as_closest_canonical(nib.Nifti1Image(gt["tumor"] | gt["edema"] | gt["cavity"],
                                                                   t2.affine)).dataobj)
     x = int(np.argmax(anyg.sum(axis=(1, 2)))) if anyg.any() else None
@@ -206,7 +207,7 @@ def example_panel(case: dict, pred_dir: Path, title: str):
     return fig
 
 
-def examples_section(df: pd.DataFrame, subjects: dict[str, dict], pred_root) -> str:
+def examples_section(df: pd.DataFrame, subjects: dict[str, dict], pred_dirs: dict[str, str]) -> str:
     d = df[(df["mode"] == "cascade")].copy()
     d["dice"] = pd.to_numeric(d["dice"], errors="coerce")
     out = []
@@ -221,7 +222,7 @@ def examples_section(df: pd.DataFrame, subjects: dict[str, dict], pred_root) -> 
             if key not in subjects:
                 continue
             case = {"key": key, **subjects[key]}
-            pred_dir = Path(pred_root) / f"split-{r['split']}" / "cascade"
+            pred_dir = pred_dirs[str(r["split"])]
             title = f"{TITLES[c]}, {label}: sub-{key}, split {r['split']}, {r['tumor_type']}, Dice {r['dice']:.2f}"
             out.append(_img(_png(example_panel(case, pred_dir, title), dpi=80), title, "Fig3-panel"))
     return "".join(out)

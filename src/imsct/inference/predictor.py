@@ -18,6 +18,7 @@ import nibabel as nib
 import numpy as np
 
 from ..crops import cord_network_input, paper_to_array, safety_to_array, tumor_network_input, uncrop
+from ..paths import mask_name
 from ..preprocess.resample import canonical_grid, resample_image, to_native, zscore
 from .modelfolder import read_model_folder
 from .postprocess import largest_component, postprocess_classes
@@ -250,9 +251,9 @@ def write_segmentation(seg: Segmentation, t2_path, out_dir, base: str | None = N
         prov["exclusive"] = not prov["exclusive"]
     paths = {}
     for name, mask in masks.items():
-        p = out_dir / f"{base}_label-{name}_mask.nii.gz"
+        p = out_dir / mask_name(base, name)
         save_nifti(mask.astype(np.uint8), seg.affine, p, dtype=np.uint8)
         write_json({"Description": f"{name} mask predicted by imsct", "Sources": [str(t2_path)],
-                    "imsct_version": __version__, **prov}, p.with_name(p.name[:-7] + ".json"))
+                    "imsct_version": __version__, **prov}, out_dir / mask_name(base, name, ".json"))
         paths[name] = p
     return paths

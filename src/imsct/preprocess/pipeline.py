@@ -10,27 +10,9 @@ import numpy as np
 import pandas as pd
 
 from ..bids import subject_session
-from ..classes import LESIONS
 from ..io import ImageError, load_image, load_scan, same_grid, save_nifti, write_json, write_tsv
 from .cordmask import centerline_from_csv, tube_mask
 from .resample import canonical_grid, resample_image, zscore
-
-MASK_KEYS = (*LESIONS, "cord")  # working-grid masks
-
-
-def resolution_entity(spacing_mm) -> str:
-    """The BIDS ``res`` entity of a working-grid spacing (si, ap, rl mm), alphanumeric as BIDS labels
-    are: ``res-1x1x2`` for [1, 1, 2], ``res-0p8x0p8x2`` for [0.8, 0.8, 2]."""
-    return "res-" + "x".join(np.format_float_positional(float(v), trim="-").replace(".", "p") for v in spacing_mm)
-
-
-def working_grid_paths(preprocess_dir, key: str, spacing_mm=(1.0, 1.0, 2.0)) -> dict[str, str]:
-    """Names of one subject's working-grid files (images, masks, grid JSON) under ``preprocess_dir``
-    for the configured spacing (``preprocess.spacing_mm``); the one place they are spelt, for the
-    workflow rules, the training jobs and the CLI."""
-    base = f"{preprocess_dir}/sub-{key}/sub-{key}_{resolution_entity(spacing_mm)}"
-    return {"t2w": f"{base}_desc-preproc_T2w.nii.gz", "t1w": f"{base}_desc-preproc_T1w.nii.gz",
-            **{k: f"{base}_label-{k}_mask.nii.gz" for k in MASK_KEYS}, "grid": f"{base}_grid.json"}
 
 
 def participant_keys(preprocess_dir, participant_id: str) -> list[str]:
