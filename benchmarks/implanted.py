@@ -6,7 +6,7 @@ tumor, edema and cavity drawn by the phantom's lesion model and written into bot
 folders through ``imsct segment``'s code path (registration included), and prints Dice per class
 beside the workflow's phantom test Dice (``results/evaluation/summary.json``) when it exists.
 
-    python benchmarks/implanted.py results/models/split-*/onnx [--n 8] [--seed 7] [--summary results/evaluation/summary.json]
+    python benchmarks/implanted.py results/models/split-*/onnx [--n 8] [--seed 7] [--summary SUMMARY_JSON]
 """
 
 from __future__ import annotations

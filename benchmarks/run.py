@@ -82,7 +82,7 @@ def fake_dataset(root: Path, n: int) -> None:
         for key in ("t2w", "t1w"):
             (anat / naming.image_name(key, sub)).touch()
         stems = {"t2w_stem": f"sub-{sub}_T2w", "t1w_stem": f"sub-{sub}_ce-gad_T1w"}
-        for key, pattern in naming.labels.items():
+        for _key, pattern in naming.labels.items():
             (lab / pattern.format(**stems)).touch()
         lines.append(f"sub-{sub}\tependymoma")
     (root / "participants.tsv").write_text("\n".join(lines) + "\n")
@@ -122,7 +122,8 @@ def bench_registration(tmp: Path, quick: bool) -> list[tuple]:
         secs.append(time.perf_counter() - t0)
         m = np.asarray(d.truth["motion"]["t1w_from_t2w_world"])
         pts = np.array(list(point_labels(d.labels["discs"], d.t2w_affine).values()))
-        errs.append(np.median(np.linalg.norm(pts @ (res.matrix[:3, :3] - m[:3, :3]).T + res.matrix[:3, 3] - m[:3, 3], axis=1)))
+        diff = pts @ (res.matrix[:3, :3] - m[:3, :3]).T + res.matrix[:3, 3] - m[:3, 3]
+        errs.append(np.median(np.linalg.norm(diff, axis=1)))
     rows.append(("registration, full-size phantom", f"{np.mean(secs):.1f} s", "-",
                  f"{len(secs)} subjects; median disc error {np.median(errs):.2f} mm (target <= 1.5)"))
     return rows
@@ -183,8 +184,9 @@ def _paper_size_model_folder(tmp: Path) -> Path:
     cfg = {"lr": 1e-3, "max_epochs": 1, "patience": 1, "min_delta": 0.0, "seed": 0, "threads": 2, "device": "cpu",
            "augment": {"rotation_deg": 0, "scale": 0, "translation": 0},
            "cord": {"base_filters": 8, "downsamplings": 4, "dropout": 0.3, "patch": [512, 256, 32], "batch_size": 1},
-           "tumor": {"base_filters": 16, "downsamplings": 4, "dropout": 0.3, "patch": [128, 128, 32], "stride": [64, 64, 32],
-                     "batch_size": 8, "safety_factor": {"si": 1.2, "ap": 1.2, "rl": 1.0}, "crop_from": "prediction"}}
+           "tumor": {"base_filters": 16, "downsamplings": 4, "dropout": 0.3, "patch": [128, 128, 32],
+                     "stride": [64, 64, 32], "batch_size": 8, "safety_factor": {"si": 1.2, "ap": 1.2, "rl": 1.0},
+                     "crop_from": "prediction"}}
     (tmp / "pt").mkdir(exist_ok=True)
     for kind in ("cord", "tumor"):
         tc = _config(kind, cfg[kind], cfg)

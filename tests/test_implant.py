@@ -80,7 +80,8 @@ def test_normal_cord_above_and_below(implanted, sct_data):
         _, _, labels = _load(out, t["participant_id"])
         les = sum(np.asanyarray(nib.as_closest_canonical(labels[c]).dataobj) for c in CLASSES) > 0
         rows = np.flatnonzero(les.any(axis=(0, 1)))
-        assert (rows.min() - cord_rows.min()) * dz >= 8 and (cord_rows.max() - rows.max()) * dz >= 8, t["participant_id"]
+        assert ((rows.min() - cord_rows.min()) * dz >= 8
+                and (cord_rows.max() - rows.max()) * dz >= 8), t["participant_id"]
 
 
 def test_contrasts_on_real_intensities(implanted, sct_data):

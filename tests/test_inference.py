@@ -62,7 +62,8 @@ def test_phantom_cascade_and_single_step(tiny_model_folder, small_cohort):
     t2 = load_image(b / f"{sub}_T2w.nii.gz")
     pred = Predictor(tiny_model_folder)
     casc = pred.segment(t2, load_image(b / f"{sub}_ce-gad_T1w.nii.gz"), SegmentOptions(cascade=True))
-    single = pred.segment(t2, load_image(b / f"{sub}_ce-gad_T1w.nii.gz"), SegmentOptions(cascade=False, blend="gaussian", tta=True))
+    single = pred.segment(t2, load_image(b / f"{sub}_ce-gad_T1w.nii.gz"),
+                          SegmentOptions(cascade=False, blend="gaussian", tta=True))
     assert casc.provenance["cascade"] and not single.provenance["cascade"]
     # single step: no cord box; the network input holds the whole working grid (padded up to a patch)
     assert single.provenance["crop"] is None
@@ -84,7 +85,8 @@ def test_phantom_cascade_without_a_cord_segments_the_whole_field_of_view(tiny_mo
     sub = "sub-007"
     b = small_cohort / sub / "anat"
     t2, t1 = load_image(b / f"{sub}_T2w.nii.gz"), load_image(b / f"{sub}_ce-gad_T1w.nii.gz")
-    seg = Predictor(tiny_model_folder).segment(t2, t1, SegmentOptions(cascade=True, register=False, cord_threshold=1.01))
+    seg = Predictor(tiny_model_folder).segment(t2, t1,
+                                               SegmentOptions(cascade=True, register=False, cord_threshold=1.01))
     p = seg.provenance
     assert p["cascade"] and not p["cord_found"] and p["cord_fallback_whole_fov"]
     assert p["crop"] is None and not seg.masks["cord"].any()
@@ -195,8 +197,9 @@ DEMO_SHORT = {
 def test_demo_size_models_reach_expected_dice_and_the_crop_holds_every_structure(preprocessed_small, small_cohort,
                                                                                   tmp_path):
     """Train demo-size models, export them, and segment with `Predictor` (ONNX): the held-out subjects
-    reach a mean whole-tumor Dice >= 0.45, the cord is found (Dice >= 0.5 on every subject, 0.7 on average, against the 30 mm mask) and the
-    cascade crop holds every ground-truth voxel of every subject (paper: 99.4% of subjects)."""
+    reach a mean whole-tumor Dice >= 0.45, the cord is found (Dice >= 0.5 on every subject, 0.7 on average,
+    against the 30 mm mask) and the cascade crop holds every ground-truth voxel of every subject (paper: 99.4%
+    of subjects)."""
     from helpers import split_sets
 
     from imsct.evaluation.evaluate import crop_contains
@@ -216,7 +219,8 @@ def test_demo_size_models_reach_expected_dice_and_the_crop_holds_every_structure
         t1 = load_image(paths["t1w"].replace("res_t1w", "t1_on_t2"))  # the T1w moved onto the T2w grid
         seg = pred.segment(t2, t1, SegmentOptions(register=False))
         assert seg.provenance["cord_found"], sub
-        shares = crop_contains(seg.provenance["network_input_region"], {k: paths[k] for k in ("tumor", "edema", "cavity")})
+        shares = crop_contains(seg.provenance["network_input_region"],
+                               {k: paths[k] for k in ("tumor", "edema", "cavity")})
         assert all(v == 1.0 for v in shares.values()), (sub, shares)
         assert seg.provenance["working_shape"] == list(nib.load(paths["cord"]).shape)
         cord_gt = np.asanyarray(nib.load(Path(paths["t1w"]).parent / "cord.nii.gz").dataobj) > 0  # T2w grid
@@ -257,7 +261,8 @@ def test_light_install_has_no_torch_and_segments(tiny_model_folder, sct_data, tm
     assert r.returncode != 0 and r.stderr.strip().splitlines() == [
         'error: imsct train needs PyTorch: pip install "imsct[train]"'], r.stderr[-3000:]
     r = subprocess.run([str(venv / "bin/imsct"), "segment", "--t2", str(sct_data / "t2/t2.nii.gz"), "--t1",
-                        str(sct_data / "t1/t1w.nii.gz"), "--model", str(tiny_model_folder), "--out", str(tmp_path / "seg")],
+                        str(sct_data / "t1/t1w.nii.gz"), "--model", str(tiny_model_folder),
+                        "--out", str(tmp_path / "seg")],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert nib.load(tmp_path / "seg/t2_label-cord_mask.nii.gz").shape == nib.load(sct_data / "t2/t2.nii.gz").shape

@@ -139,7 +139,8 @@ def test_scanner_misalignment_matches_drawn_motion(small_cohort):
         d2 = nib.load(small_cohort / f"derivatives/labels/{sub}/anat/{sub}_T2w_label-discs_dseg.nii.gz")
         d1 = nib.load(small_cohort / f"derivatives/labels/{sub}/anat/{sub}_ce-gad_T1w_label-discs_dseg.nii.gz")
         a2, a1 = np.asanyarray(d2.dataobj), np.asanyarray(d1.dataobj)
-        tol = 0.5 * (np.linalg.norm(nib.affines.voxel_sizes(d2.affine)) + np.linalg.norm(nib.affines.voxel_sizes(d1.affine)))
+        tol = 0.5 * (np.linalg.norm(nib.affines.voxel_sizes(d2.affine))
+                     + np.linalg.norm(nib.affines.voxel_sizes(d1.affine)))
         shared = set(np.unique(a2)) & set(np.unique(a1)) - {0}
         for v in shared:
             p2 = nib.affines.apply_affine(d2.affine, np.argwhere(a2 == v)[0])
@@ -169,9 +170,11 @@ def test_bids_layout_and_qc(small_cohort):
         assert not np.allclose(t2.affine, t1.affine)  # own grids
         for c in (*LESIONS, "centerline", "discs"):
             lab = nib.load(small_cohort / f"derivatives/labels/{sub}/anat/{sub}_T2w_label-{c}_mask.nii.gz"
-                           if c != "discs" else small_cohort / f"derivatives/labels/{sub}/anat/{sub}_T2w_label-discs_dseg.nii.gz")
+                           if c != "discs"
+                           else small_cohort / f"derivatives/labels/{sub}/anat/{sub}_T2w_label-discs_dseg.nii.gz")
             assert lab.shape == t2.shape and np.allclose(lab.affine, t2.affine)
-        cl = np.asanyarray(nib.load(small_cohort / f"derivatives/labels/{sub}/anat/{sub}_T2w_label-centerline_mask.nii.gz").dataobj)
+        cl_path = small_cohort / f"derivatives/labels/{sub}/anat/{sub}_T2w_label-centerline_mask.nii.gz"
+        cl = np.asanyarray(nib.load(cl_path).dataobj)
         assert cl.sum() >= 0.8 * max(t2.shape)  # one voxel per superior-inferior row
         png = small_cohort / "derivatives" / "phantom" / "qc" / f"{sub}_qc.png"
         assert png.stat().st_size > 20_000

@@ -95,7 +95,8 @@ def test_itk_threads_are_set_once_per_process(real_registration):
     code = "import os, imsct.preprocess as p; print(p.ITK_THREADS, os.environ['ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS'])"
     for env, expected in (({"IMSCT_ITK_THREADS": "3"}, "3 3"), ({}, "1 1")):
         base = {k: v for k, v in os.environ.items() if k != "IMSCT_ITK_THREADS"}
-        r = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True, check=True)
+        r = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True,
+                           check=True)
         assert r.stdout.split() == expected.split()
 
 
@@ -110,7 +111,8 @@ def _phantom_case(args):
     b = Path(bids)
     lab = b / "derivatives/labels" / sub / "anat"
     fd, md = lab / f"{sub}_T2w_label-discs_dseg.nii.gz", lab / f"{sub}_ce-gad_T1w_label-discs_dseg.nii.gz"
-    res = register(load_image(b / sub / "anat" / f"{sub}_T2w.nii.gz"), load_image(b / sub / "anat" / f"{sub}_ce-gad_T1w.nii.gz"),
+    res = register(load_image(b / sub / "anat" / f"{sub}_T2w.nii.gz"),
+                   load_image(b / sub / "anat" / f"{sub}_ce-gad_T1w.nii.gz"),
                    load_image(fd) if use_discs else None, load_image(md) if use_discs else None)
     truth = json.loads((b / "derivatives/phantom" / sub / f"{sub}_truth.json").read_text())
     m = np.asarray(truth["motion"]["t1w_from_t2w_world"])
@@ -219,7 +221,8 @@ def test_resampling_does_not_depend_on_storage_orientation(sct_data, tmp_path):
     t2 = nib.load(sct_data / "t2/t2.nii.gz")
     data = np.asanyarray(t2.dataobj)
     ornt = nib.orientations.ornt_transform(nib.io_orientation(t2.affine), nib.orientations.axcodes2ornt("LPI"))
-    lpi = nib.Nifti1Image(nib.orientations.apply_orientation(data, ornt), t2.affine @ nib.orientations.inv_ornt_aff(ornt, data.shape))
+    lpi = nib.Nifti1Image(nib.orientations.apply_orientation(data, ornt),
+                          t2.affine @ nib.orientations.inv_ornt_aff(ornt, data.shape))
     a = to_working_grid(t2)
     b = to_working_grid(lpi)
     assert a.shape == b.shape and np.allclose(a.affine, b.affine)

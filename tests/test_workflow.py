@@ -201,7 +201,8 @@ def test_small_run_generates_cohort_and_qc(tmp_path):
     # preprocessing: registration table, QC figures, resampled inputs on the 1x1x2 mm grid
     reg = pd.read_csv(tmp_path / "results/qc/registration.tsv", sep="\t")
     assert list(reg["subject"]) == ["sub-001", "sub-002", "sub-003"]
-    assert set(reg["method"]) <= {"intensity", "intensity-rigid", "discs+intensity", "discs+intensity-rigid", "discs", "scanner"}
+    assert set(reg["method"]) <= {"intensity", "intensity-rigid", "discs+intensity", "discs+intensity-rigid",
+                                  "discs", "scanner"}
     for i in (1, 2, 3):
         pre = tmp_path / f"results/preprocess/sub-{i:03d}/sub-{i:03d}"
         t2 = nib.load(f"{pre}_res-1x1x2_desc-preproc_T2w.nii.gz")

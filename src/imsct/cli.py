@@ -162,9 +162,11 @@ def cmd_train(args) -> int:
                 raise FileNotFoundError(f"{args.preprocessed}: no preprocessed folder for {pid}")
             sets[w] |= {k: working_grid_paths(args.preprocessed, k, spacing) for k in keys}
     training = full["training"]
-    summary = run_training(args.model, index, sets["train"], sets["val"], args.out, training, spacing, threads=training["threads"],
-                           device=args.device or training["device"], cord_model=args.cord_model)
-    print(f"{args.model} model: best epoch {summary['best_epoch']}, validation loss {summary['best_val_loss']:.4f} -> {args.out}")
+    summary = run_training(args.model, index, sets["train"], sets["val"], args.out, training, spacing,
+                           threads=training["threads"], device=args.device or training["device"],
+                           cord_model=args.cord_model)
+    print(f"{args.model} model: best epoch {summary['best_epoch']}, "
+          f"validation loss {summary['best_val_loss']:.4f} -> {args.out}")
     return 0
 
 
@@ -177,8 +179,9 @@ def cmd_segment(args) -> int:
     for item in args.min_volume or []:
         name, _, value = item.partition("=")
         min_vol[name] = float(value) * 1000.0  # cm3 -> mm3
-    opts = SegmentOptions(cascade=False if args.no_cascade else None, blend=args.blend, tta=args.tta, register=not args.no_register,
-                          threshold=args.threshold, cord_threshold=args.cord_threshold, min_volume_mm3=min_vol,
+    opts = SegmentOptions(cascade=False if args.no_cascade else None, blend=args.blend, tta=args.tta,
+                          register=not args.no_register, threshold=args.threshold,
+                          cord_threshold=args.cord_threshold, min_volume_mm3=min_vol,
                           exclusive=None if args.classes is None else args.classes == "exclusive")
     predictor = Predictor(args.model, device=args.device, threads=args.threads)
     seg = predictor.segment(t2, t1, opts)

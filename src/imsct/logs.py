@@ -8,7 +8,8 @@ import sys
 
 def setup(log_file: str | None = None, level: int = logging.INFO) -> logging.Logger:
     """Send the package's logging (and warnings) to ``log_file`` (a Snakemake rule's log) or stderr."""
-    handler: logging.Handler = logging.FileHandler(log_file, mode="w") if log_file else logging.StreamHandler(sys.stderr)
+    handler: logging.Handler = (logging.FileHandler(log_file, mode="w") if log_file
+                                else logging.StreamHandler(sys.stderr))
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -24,7 +24,8 @@ def across_splits(df: pd.DataFrame, by: list[str], metrics=TABLE_METRICS) -> pd.
     across splits, for each group of ``by``. Index: ``by`` + metric; columns mean, std, n_splits."""
     df = _numeric(df, metrics)
     per_split = df.groupby(["split", *by], dropna=False)[list(metrics)].mean()
-    long = per_split.stack(future_stack=True).rename("value").reset_index().rename(columns={f"level_{len(by) + 1}": "metric"})
+    long = (per_split.stack(future_stack=True).rename("value").reset_index()
+            .rename(columns={f"level_{len(by) + 1}": "metric"}))
     g = long.groupby([*by, "metric"], dropna=False)["value"]
     return pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "n_splits": g.count()})
 
@@ -121,7 +122,8 @@ def cascade_summary(df: pd.DataFrame) -> dict:
     """Cord Dice and the share of subjects whose every structure lay inside the cascade crop
     (paper: 99.4%), over all test cases of all splits."""
     sub = df[(df["mode"] == "cascade") & (df["class"] == "wholetumor")]
-    inc = pd.to_numeric(sub["crop_contains_all"], errors="coerce") if "crop_contains_all" in sub else pd.Series(dtype=float)
+    inc = (pd.to_numeric(sub["crop_contains_all"], errors="coerce") if "crop_contains_all" in sub
+           else pd.Series(dtype=float))
     cd = pd.to_numeric(sub["cord_dice"], errors="coerce") if "cord_dice" in sub else pd.Series(dtype=float)
     return {"test_cases": int(len(sub)), "crop_inclusion_rate": float(inc.mean()) if inc.notna().any() else None,
             "cord_dice_mean": float(cd.mean()) if cd.notna().any() else None,

@@ -61,8 +61,8 @@ def evaluate_subject(gt: dict[str, str], pred_dir, base: str, cord_gt: str | Non
     for c in CLASSES:
         rows.append({"class": c, **compare(g[c], _mask(preds[c], ref), voxel, overlap_mm3)})
     side = json.loads((Path(pred_dir) / mask_name(base, "wholetumor", ".json")).read_text())
-    info = {"cascade": bool(side["cascade"]), "exclusive": bool(side.get("exclusive", False)), "cord_found": bool(side["cord_found"]),
-            "cord_fallback": bool(side["cord_fallback_whole_fov"]),
+    info = {"cascade": bool(side["cascade"]), "exclusive": bool(side.get("exclusive", False)),
+            "cord_found": bool(side["cord_found"]), "cord_fallback": bool(side["cord_fallback_whole_fov"]),
             "seconds": float(sum(v for k, v in side["seconds"].items() if k != "register")),
             "cord_dice": None, "crop_contains_all": None}
     if cord_gt is not None:

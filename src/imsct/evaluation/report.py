@@ -56,7 +56,8 @@ def _png(fig, dpi: int = 90) -> str:
 
 
 def _img(b64: str, alt: str, kind: str = "figure") -> str:
-    return f'<figure class="{kind}"><img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}"/><figcaption>{html.escape(alt)}</figcaption></figure>'
+    return (f'<figure class="{kind}"><img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}"/>'
+            f'<figcaption>{html.escape(alt)}</figcaption></figure>')
 
 
 def _table(df: pd.DataFrame, index: bool = True) -> str:
@@ -159,7 +160,8 @@ def bland_altman(df: pd.DataFrame):
             m, sd = diff.mean(), diff.std() if len(diff) > 1 else 0.0
             for y, ls in ((m, "-"), (m + 1.96 * sd, "--"), (m - 1.96 * sd, "--")):
                 ax.axhline(y, color="k", ls=ls, lw=0.8)
-            ax.text(0.02, 0.95, f"bias {m:+.2f} cm³\nLoA ±{1.96 * sd:.2f}", transform=ax.transAxes, va="top", fontsize=7)
+            ax.text(0.02, 0.95, f"bias {m:+.2f} cm³\nLoA ±{1.96 * sd:.2f}", transform=ax.transAxes, va="top",
+                    fontsize=7)
         ax.set(title=TITLES[c], xlabel="mean volume (cm³)", ylabel="prediction − truth (cm³)")
     fig.suptitle("Volume agreement (Bland-Altman; lines: bias and 95% limits of agreement)", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
@@ -228,11 +230,14 @@ def examples_section(df: pd.DataFrame, subjects: dict[str, dict], pred_dirs: dic
     return "".join(out)
 
 
-CSS = """body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;color:#222}
-h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
-table.t{border-collapse:collapse;font-size:.85em;margin:.5em 0}table.t td,table.t th{border:1px solid #ddd;padding:3px 8px;text-align:right}
-table.t th{background:#f4f4f4}figure{margin:1em 0}figure img{max-width:100%}figcaption{font-size:.8em;color:#555}
-nav a{margin-right:1em}"""
+CSS = ("body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;"
+       "color:#222}\n"
+       "h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}\n"
+       "table.t{border-collapse:collapse;font-size:.85em;margin:.5em 0}"
+       "table.t td,table.t th{border:1px solid #ddd;padding:3px 8px;text-align:right}\n"
+       "table.t th{background:#f4f4f4}figure{margin:1em 0}figure img{max-width:100%}"
+       "figcaption{font-size:.8em;color:#555}\n"
+       "nav a{margin-right:1em}")
 
 
 def build_report(inp: ReportInputs, out_html, figures_dir=None) -> Path:
@@ -257,12 +262,14 @@ def build_report(inp: ReportInputs, out_html, figures_dir=None) -> Path:
         "Table 4": ("<p>Cascaded model, test cases; mean over each split's test subjects, then mean ± std across "
                     f"{summary['splits']} split(s), in percent (paper Table 4).</p>"
                     + _table(pd.read_csv(ev["table4"], sep="\t", index_col=0))),
-        "Per tumor type": "<p>Dice (%), cascaded model.</p>" + _table(pd.read_csv(ev["per_type"], sep="\t", index_col=0)),
+        "Per tumor type": ("<p>Dice (%), cascaded model.</p>"
+                           + _table(pd.read_csv(ev["per_type"], sep="\t", index_col=0))),
         "Dice per class": _img(pngs["dice_boxplot"], "Dice per class across test cases and splits"),
         "Volume agreement": _img(pngs["volume_bland_altman"], "Predicted vs ground-truth volume"),
         "Cascade vs single step": (
             _table(pd.read_csv(ev["cascade"], sep="\t", index_col=0))
-            + f"<p>The cascade crop held every ground-truth structure in {'n/a' if inc is None else f'{100 * inc:.1f}%'} "
+            + "<p>The cascade crop held every ground-truth structure in "
+              f"{'n/a' if inc is None else f'{100 * inc:.1f}%'} "
               f"of {summary['test_cases']} test cases (paper: 99.4%); cord localisation Dice against the 30 mm mask "
               f"{'n/a' if cd is None else f'{cd:.3f}'}; cord not found in {summary['cord_not_found']} case(s).</p>"),
         "Class rule": (
@@ -270,14 +277,16 @@ def build_report(inp: ReportInputs, out_html, figures_dir=None) -> Path:
             "with exclusive classes (a voxel above threshold in several of tumor, edema and cavity goes to the "
             "most specific: tumor, then cavity, then edema); <code>postprocess.exclusive</code> picks the one "
             "the model folders use.</p>"
-            + (_table(pd.read_csv(ev["postprocess"], sep="\t", index_col=0)) if ev.get("postprocess") else "<p>n/a</p>")),
+            + (_table(pd.read_csv(ev["postprocess"], sep="\t", index_col=0)) if ev.get("postprocess")
+               else "<p>n/a</p>")),
         "Examples": examples_section(df, inp.subjects, inp.predictions),
     }
     nav = "".join(f'<a href="#s{i}">{html.escape(k)}</a>' for i, k in enumerate(sections))
     body = "".join(f'<h2 id="s{i}">{html.escape(k)}</h2>{v}' for i, (k, v) in enumerate(sections.items()))
     doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>imsct report</title><style>{CSS}</style></head>"
            f"<body><h1>imsct: intramedullary spinal cord tumor segmentation</h1><p>imsct {__version__}; "
-           f"{df['subject'].nunique()} test subjects over {summary['splits']} split(s).</p><nav>{nav}</nav>{body}</body></html>")
+           f"{df['subject'].nunique()} test subjects over {summary['splits']} split(s).</p>"
+           f"<nav>{nav}</nav>{body}</body></html>")
     out = Path(out_html)
     with atomic_path(out) as tmp:
         Path(tmp).write_text(doc, encoding="utf-8")

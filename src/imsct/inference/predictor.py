@@ -118,7 +118,8 @@ class Predictor:
         empty = the whole image."""
         t = self.meta[0]["tumor"]
         crop = cord if cord is not None and cord.any() else None
-        return tumor_network_input(w2, w1, crop, safety_to_array(t["safety_factor"]), paper_to_array(t["patch_si_ap_rl"]))
+        return tumor_network_input(w2, w1, crop, safety_to_array(t["safety_factor"]),
+                                   paper_to_array(t["patch_si_ap_rl"]))
 
     def tumor_probability(self, x: np.ndarray, blend: str, tta: bool) -> np.ndarray:
         probs = []

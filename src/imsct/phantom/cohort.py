@@ -87,7 +87,7 @@ def _plan_lesions(specs: list[SubjectSpec], seed: int) -> None:
         # quantiles go out in the order of body size plus noise.
         size = np.array([size_factor(s.age, s.sex) for s in members])
 
-        def by_size(u, has):
+        def by_size(u, has, size=size, n=n):
             key = size[has] + rng.normal(0, 0.1, int(has.sum()))
             out = np.zeros(n)
             out[np.flatnonzero(has)[np.argsort(key)]] = np.sort(u)

@@ -57,7 +57,8 @@ def _montage(t2w, t2w_affine, t1w, t1w_affine, labels, tr, out) -> Path:
     _show(axes[0], t2, asp2, f"T2w  {tr['t2w_grid']['orientation']}  "
           f"{'x'.join(f'{s:.2f}' for s in tr['t2w_grid']['spacing_ras'])} mm", vmax=vmax2)
     _show(axes[1], t1, asp1, f"Gd-T1w  {tr['t1w_grid']['orientation']}  "
-          f"motion {tr['motion']['rotation_deg']:.1f}° {tr['motion']['translation_mm']:.1f} mm", vmax=np.percentile(t1, 99.5))
+          f"motion {tr['motion']['rotation_deg']:.1f}° {tr['motion']['translation_mm']:.1f} mm",
+          vmax=np.percentile(t1, 99.5))
     ext = _show(axes[2], t2, asp2, "T2w + labels", vmax=vmax2)
     comb = np.zeros_like(t2, dtype=float)
     for k, name in enumerate(("edema", "cavity", "tumor"), start=1):

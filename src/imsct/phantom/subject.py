@@ -129,7 +129,8 @@ def draw_subject(spec: SubjectSpec, seed: int, size: str = "full") -> Drawn:
         return float(anat.cx[it].mean()), float(anat.cy[it].mean()), float(anat.post_depth[it].max())
 
     g2 = draw_grid(rng, gspec, z_lo, z_hi, cover, cord_xy)
-    g1 = draw_grid(rng, gspec, z_lo, z_hi, cover, cord_xy, center_z=g2.origin[2] + g2.spacing[2] * (g2.shape[2] - 1) / 2)
+    g1 = draw_grid(rng, gspec, z_lo, z_hi, cover, cord_xy,
+                   center_z=g2.origin[2] + g2.spacing[2] * (g2.shape[2] - 1) / 2)
     center = g2.origin + g2.spacing * (np.asarray(g2.shape) - 1) / 2
     motion = draw_motion(rng, center, spec.large_motion)
     luts = tissue_luts(rng, look, spec.age)

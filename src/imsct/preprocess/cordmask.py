@@ -44,7 +44,8 @@ def centerline_from_csv(csv_path, reference: nib.Nifti1Image, orientation: str =
     return mask
 
 
-def tube_mask(centerline: np.ndarray, affine: np.ndarray, diameter_mm: float = 30.0, source: str = "centerline") -> np.ndarray:
+def tube_mask(centerline: np.ndarray, affine: np.ndarray, diameter_mm: float = 30.0,
+              source: str = "centerline") -> np.ndarray:
     """Every voxel whose centre is within ``diameter_mm / 2`` of a centerline voxel centre, with
     distances in mm (exact Euclidean distance transform with the voxel sizes as sampling)."""
     cl = np.asarray(centerline) > 0

@@ -18,7 +18,8 @@ from .resample import canonical_grid, resample_image, zscore
 def participant_keys(preprocess_dir, participant_id: str) -> list[str]:
     """Keys (``01``, or ``01_ses-a`` per session) of one participant's folders under ``preprocess_dir``."""
     return sorted(d.name[4:] for d in Path(preprocess_dir).glob(f"{participant_id}*")
-                  if d.is_dir() and subject_session(d.name) == d.name and d.name.partition("_ses-")[0] == participant_id)
+                  if d.is_dir() and subject_session(d.name) == d.name
+                  and d.name.partition("_ses-")[0] == participant_id)
 
 
 def cord_mask_file(centerline: str, out: str, diameter_mm: float = 30.0, reference: str | None = None) -> Path:

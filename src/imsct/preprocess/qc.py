@@ -65,7 +65,8 @@ def registration_figure(t2w: str, t1w_on_t2w: str, out: str, qc_json: str | None
     if qc_json:
         q = json.loads(Path(qc_json).read_text())
         t = q.get("transform", {})
-        title += (f": {q['method']}{' (FLAGGED)' if q['flagged'] else ''}; rotation {t.get('rotation_deg', 0):.1f} deg, "
+        title += (f": {q['method']}{' (FLAGGED)' if q['flagged'] else ''}; "
+                  f"rotation {t.get('rotation_deg', 0):.1f} deg, "
                   f"displacement {t.get('displacement_mm', 0):.1f} mm")
         if q.get("disc_error_mm") is not None:
             title += f", disc agreement {q['disc_error_mm']:.1f} mm"

@@ -207,7 +207,8 @@ def disc_agreement(matrix: np.ndarray, fpts: dict, mpts: dict) -> float | None:
 
 
 def register(fixed: nib.Nifti1Image, moving: nib.Nifti1Image, fixed_discs: nib.Nifti1Image | None = None,
-             moving_discs: nib.Nifti1Image | None = None, params: RegistrationParams | None = None) -> RegistrationResult:
+             moving_discs: nib.Nifti1Image | None = None,
+             params: RegistrationParams | None = None) -> RegistrationResult:
     """Register ``moving`` (T1w) onto ``fixed`` (T2w); see the module docstring for the scheme.
 
     With disc labels in both images the gate also requires the result to agree with them

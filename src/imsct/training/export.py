@@ -59,7 +59,8 @@ def export_onnx(model: ModifiedUNet3D, in_channels: int, path, atol: float = 1e-
         sess = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
         gen = torch.Generator().manual_seed(seed)
         worst = 0.0
-        shapes = [(1, in_channels, m * 2, m * 2, m * 2), (2, in_channels, m * 2, m * 3, m * 5), (1, in_channels, m * 3, m * 2, m * 4)]
+        shapes = [(1, in_channels, m * 2, m * 2, m * 2), (2, in_channels, m * 2, m * 3, m * 5),
+                  (1, in_channels, m * 3, m * 2, m * 4)]
         for shape in shapes:
             x = torch.randn(*shape, generator=gen)
             with torch.no_grad():
@@ -119,7 +120,8 @@ def write_model_folder(cord_pt, tumor_pt, out_dir, split: str, training_cfg: dic
     runs it on the whole image."""
     from ..io import write_json
 
-    meta = export_model_folder(cord_pt, tumor_pt, out_dir, split, spacing_si_ap_rl, postprocess_from_config(postprocess_cfg))
+    meta = export_model_folder(cord_pt, tumor_pt, out_dir, split, spacing_si_ap_rl,
+                               postprocess_from_config(postprocess_cfg))
     meta["cord"]["patch_si_ap_rl"] = list(training_cfg["cord"]["patch"])
     t = training_cfg["tumor"]
     meta["tumor"].update({"patch_si_ap_rl": list(t["patch"]), "stride_si_ap_rl": list(t["stride"]),

@@ -156,8 +156,9 @@ def train(cfg: TrainConfig, train_crops: list, val_crops: list, out_dir) -> dict
             torch.cuda.set_rng_state(ck["cuda_rng"], device)
         state = {k: ck[k] for k in state}
         log.info("resuming %s training after epoch %d", cfg.kind, state["epoch"])
-    log.info("%s model: %d parameters, %d train crops (%d patches) / %d val patches, device %s", cfg.kind,
-             count_parameters(model), len(train_crops), sum(len(c.windows) for c in train_crops), len(val_samples), device)
+    log.info("%s model: %d parameters, %d train crops (%d patches) / %d val patches, device %s",
+             cfg.kind, count_parameters(model), len(train_crops), sum(len(c.windows) for c in train_crops),
+             len(val_samples), device)
 
     for epoch in range(state["epoch"] + 1, cfg.max_epochs):
         if state["bad_epochs"] >= cfg.patience:
@@ -246,7 +247,8 @@ def load_model(path, device="cpu") -> tuple[ModifiedUNet3D, dict]:
     """Model and its training config from a ``best.pt`` (weights only: nothing is executed)."""
     ck = torch.load(path, map_location=device, weights_only=True)
     c = dict(ck["config"])
-    cfg = TrainConfig(**{**c, "class_names": tuple(c["class_names"]), "spacing_xyz": tuple(c.get("spacing_xyz", (2, 1, 1)))})
+    cfg = TrainConfig(**{**c, "class_names": tuple(c["class_names"]),
+                         "spacing_xyz": tuple(c.get("spacing_xyz", (2, 1, 1)))})
     model = build_model(cfg)
     model.load_state_dict(ck["model"])
     return model.to(device).eval(), c
