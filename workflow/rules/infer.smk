@@ -7,7 +7,7 @@
 rule infer:
     input:
         t2w=lambda wc: subject_inputs(wc.subject)["t2w"],
-        t1w=L.registered_t1w("{subject}"),
+        t1w=rules.register.output.t1w,
         model=get_infer_model,
     output:
         masks=[L.prediction("{split}", "{mode}", "{subject}", c) for c in OUTPUTS],
