@@ -4,7 +4,7 @@ Scheme, measured on the real pair in ``shared/data/sct_testing_data`` (see the b
 Mattes mutual information, rigid then affine, multi-resolution with smoothing in mm (the slices are
 thick), started from the scanner alignment in the headers (identity; a centre-of-mass start fails
 because the two fields of view differ). Neighbourhood cross-correlation, the paper's metric, reached
-the same cord Dice (0.92) at 10x the time, so it is not used. One ITK thread and a fixed sampling seed
+the same cord Dice at much higher cost (figures in the README), so it is not used. One ITK thread and a fixed sampling seed
 make the result reproducible to the bit (multi-threaded metric sums are not); ITK reads its thread
 count once per process, so it is set process-wide on import (``IMSCT_ITK_THREADS``, see
 :mod:`imsct.preprocess`), not per call.
@@ -37,8 +37,8 @@ class RegistrationParams:
     bins: int = 32
     sampling: float = 0.25  # fraction of fixed voxels sampled by the metric...
     max_samples: int = 40000  # ...but no more than this many (keeps large images fast)
-    # Iterations: measured on the real pair and 4 full-size phantoms, (100, 50, 20) + (30, 15) give the
-    # same cord Dice (0.924) and disc errors (0.17-0.44 mm) as 3x more, in 2.0 s instead of 2.8 s.
+    # Iterations: on the real pair and full-size phantoms, (100, 50, 20) + (30, 15) give the same cord
+    # Dice and disc errors as 3x more, faster (`python benchmarks/run.py` prints the figures).
     rigid_iterations: tuple[int, ...] = (100, 50, 20)
     rigid_shrink: tuple[int, ...] = (4, 2, 1)
     rigid_smooth_mm: tuple[float, ...] = (2, 1, 0)
@@ -180,7 +180,7 @@ def plausible(matrix: np.ndarray, center: np.ndarray, p: RegistrationParams) -> 
 def working_image(img: nib.Nifti1Image, min_spacing: float = 1.0) -> nib.Nifti1Image:
     """The image on a grid no finer than ``min_spacing`` mm (same orientation and extent), smoothed
     before sampling. The paper registered at 1x1x2 mm; sub-millimetre in-plane grids only slow the
-    metric down (measured: 10-100 s per full-size phantom at native resolution)."""
+    metric down (many times slower on full-size phantoms at native resolution)."""
     from scipy.ndimage import gaussian_filter, zoom
 
     data = np.asarray(img.dataobj, dtype=np.float32)
