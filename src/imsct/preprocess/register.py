@@ -64,15 +64,14 @@ class RegistrationResult:
 
 
 def to_ants(data: np.ndarray, affine: np.ndarray):
-    """An ANTs image from an array and its NIfTI (RAS) affine, so ANTs sees exactly the grid
-    nibabel sees (no qform/sform ambiguity)."""
-    import ants
+    """An ITK image (held by ANTs' compiled library) from an array and its NIfTI (RAS) affine, so
+    ANTs sees exactly the grid nibabel sees (no qform/sform ambiguity)."""
+    from .antslib import Image
 
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
     flip = np.diag([-1.0, -1.0, 1.0])
     direction = flip @ affine[:3, :3] / spacing
-    return ants.from_numpy(np.asarray(data, dtype=np.float32), origin=list(flip @ affine[:3, 3]),
-                           spacing=list(map(float, spacing)), direction=direction)
+    return Image(np.asarray(data, dtype=np.float32), flip @ affine[:3, 3], spacing, direction)
 
 
 def _stage(kind, metric, iters, shrink, smooth):
@@ -84,13 +83,11 @@ def _stage(kind, metric, iters, shrink, smooth):
 
 def intensity_registration(fixed, moving, params: RegistrationParams, init: np.ndarray | None = None,
                            stage: str = "rigid") -> np.ndarray:
-    """One Mattes-MI stage (``rigid`` or ``affine``) of antsRegistration through antspyx, from ``init``
-    (default: the scanner alignment). ``fixed``/``moving`` are ANTs images. Returns the fixed -> moving
-    RAS matrix."""
-    import ants
-    from ants.internal import get_pointer_string as ptr
-
-    from .transforms import itk_from_matrix
+    """One Mattes-MI stage (``rigid`` or ``affine``) of antsRegistration (antspyx's compiled library),
+    from ``init`` (default: the scanner alignment). ``fixed``/``moving`` are :func:`to_ants` images.
+    Returns the fixed -> moving RAS matrix."""
+    from . import antslib
+    from .transforms import write_itk
 
     with tempfile.TemporaryDirectory(prefix="imsct-reg-") as tmp:
         prefix = str(Path(tmp) / "reg_")
@@ -98,12 +95,10 @@ def intensity_registration(fixed, moving, params: RegistrationParams, init: np.n
             init_arg = "Identity"
         else:
             init_arg = str(Path(tmp) / "init.mat")
-            ants.write_transform(itk_from_matrix(init), init_arg)
-        warped_m, warped_f = fixed.clone(), moving.clone()
+            write_itk(init, init_arg)
         rate = min(params.sampling, params.max_samples / float(np.prod(fixed.shape)))
-        metric = f"MI[{ptr(fixed)},{ptr(moving)},1,{params.bins},Regular,{rate:.5f}]"
-        args = ["--dimensionality", "3", "--float", "1",
-                "--output", f"[{prefix},{ptr(warped_m)},{ptr(warped_f)}]",
+        metric = f"MI[{fixed.ptr()},{moving.ptr()},1,{params.bins},Regular,{rate:.5f}]"
+        args = ["--dimensionality", "3", "--float", "1", "--output", prefix,
                 "--interpolation", "Linear", "--winsorize-image-intensities", "[0.005,0.995]",
                 "--use-histogram-matching", "0", "--initial-moving-transform", init_arg,
                 "--collapse-output-transforms", "1", "--random-seed", str(params.seed)]
@@ -111,9 +106,8 @@ def intensity_registration(fixed, moving, params: RegistrationParams, init: np.n
             args += _stage("Rigid", metric, params.rigid_iterations, params.rigid_shrink, params.rigid_smooth_mm)
         else:
             args += _stage("Affine", metric, params.affine_iterations, params.affine_shrink, params.affine_smooth_mm)
-        ants.registration(args, None)
-        tx = ants.read_transform(prefix + "0GenericAffine.mat")
-        return matrix_from_itk(tx.parameters, tx.fixed_parameters)
+        antslib.registration(args)
+        return matrix_from_itk(*antslib.read_affine(prefix + "0GenericAffine.mat"))
 
 
 def nmi(a: np.ndarray, b: np.ndarray, bins: int = 32) -> float:

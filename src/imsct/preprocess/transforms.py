@@ -30,30 +30,20 @@ def matrix_from_itk(parameters, fixed_parameters) -> np.ndarray:
     return LPS @ m @ LPS
 
 
-def itk_from_matrix(m_ras: np.ndarray):
-    """4x4 RAS matrix -> an antspyx AffineTransform (LPS, centre 0)."""
-    import ants
-
-    m = LPS @ np.asarray(m_ras, dtype=float) @ LPS
-    return ants.create_ants_transform(
-        transform_type="AffineTransform", dimension=3, matrix=m[:3, :3].tolist(), offset=m[:3, 3].tolist()
-    )
-
-
 def write_itk(m_ras: np.ndarray, path) -> None:
-    import ants
-
+    """An ITK affine file (``.mat``, what antsApplyTransforms reads) from a 4x4 RAS matrix."""
     from ..io import atomic_path
+    from .antslib import write_affine
 
     with atomic_path(path) as tmp:
-        ants.write_transform(itk_from_matrix(m_ras), str(tmp))
+        write_affine(tmp, LPS @ np.asarray(m_ras, dtype=float) @ LPS)
 
 
 def read_itk(path) -> np.ndarray:
-    import ants
+    """4x4 RAS matrix of an ITK affine ``.mat`` file (antsRegistration's output)."""
+    from .antslib import read_affine
 
-    tx = ants.read_transform(str(path))
-    return matrix_from_itk(tx.parameters, tx.fixed_parameters)
+    return matrix_from_itk(*read_affine(path))
 
 
 @dataclass
