@@ -4,10 +4,10 @@ Scheme, measured on the real pair in ``shared/data/sct_testing_data`` (see the b
 Mattes mutual information, rigid then affine, multi-resolution with smoothing in mm (the slices are
 thick), started from the scanner alignment in the headers (identity; a centre-of-mass start fails
 because the two fields of view differ). Neighbourhood cross-correlation, the paper's metric, reached
-the same cord Dice at much higher cost (figures in the README), so it is not used. One ITK thread and a fixed sampling seed
-make the result reproducible to the bit (multi-threaded metric sums are not); ITK reads its thread
-count once per process, so it is set process-wide on import (``IMSCT_ITK_THREADS``, see
-:mod:`imsct.preprocess`), not per call.
+the same cord Dice at much higher cost (figures in the README), so it is not used. One ITK thread
+and a fixed sampling seed make the result reproducible to the bit (multi-threaded metric sums are
+not); ITK reads its thread count once per process, so it is set process-wide on import
+(``IMSCT_ITK_THREADS``, see :mod:`imsct.preprocess`), not per call.
 
 The QC gate compares a similarity score (normalised mutual information on the same voxels) before and
 after, and checks that the transform is a plausible patient motion; a failed result falls back to a
