@@ -170,6 +170,29 @@ def test_11_field_of_view_smaller_than_a_patch(tiny_model_folder, sct_data, tmp_
     assert out.shape == small.shape and np.allclose(out.affine, small.affine)
 
 
+def test_segment_many_subjects_in_one_call_skips_a_bad_one(tiny_model_folder, small_cohort, tmp_path, capsys):
+    """Several T2w/T1w pairs in one call share the model sessions; a broken subject is reported and
+    skipped, the others are written, and the exit status says something was skipped."""
+    anat = [small_cohort / f"sub-00{i}/anat" for i in (1, 2)]
+    pairs = [(a / f"{a.parent.name}_T2w.nii.gz", a / f"{a.parent.name}_ce-gad_T1w.nii.gz") for a in anat]
+    bad = tmp_path / "sub-bad_T2w.nii.gz"
+    bad.write_bytes(b"not a nifti")
+    t2s = [str(pairs[0][0]), str(bad), str(pairs[1][0])]
+    t1s = [str(pairs[0][1]), str(pairs[0][1]), str(pairs[1][1])]
+    rc = main(["segment", "--t2", *t2s, "--t1", *t1s, "--no-register", "--model", str(tiny_model_folder),
+               "--out", str(tmp_path / "seg")])
+    out = capsys.readouterr()
+    assert rc == 1
+    assert "skipped" in out.err and "sub-bad_T2w.nii.gz" in out.err
+    assert "2 of 3 subject(s) segmented" in out.out and "per minute" in out.out
+    for i in (1, 2):
+        mask = nib.load(tmp_path / f"seg/sub-00{i}_T2w_label-wholetumor_mask.nii.gz")
+        assert mask.shape == nib.load(pairs[i - 1][0]).shape
+    assert not list((tmp_path / "seg").glob("sub-bad*"))
+    assert main(["segment", "--t2", *t2s, "--t1", *t1s[:2], "--model", str(tiny_model_folder),
+                 "--out", str(tmp_path / "x")]) != 0
+
+
 def _wait_for(pred, timeout: float, what: str):
     t0 = time.time()
     while not pred():

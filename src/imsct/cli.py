@@ -171,10 +171,14 @@ def cmd_train(args) -> int:
 
 
 def cmd_segment(args) -> int:
+    """One subject or many: the model sessions are opened once and serve every pair; a subject that
+    fails is reported and skipped, the others are still segmented."""
     from .inference.predictor import Predictor, SegmentOptions, write_segmentation
-    from .io import load_scan
+    from .io import ImageError, load_scan
 
-    t2, t1 = load_scan(args.t2), load_scan(args.t1)
+    if len(args.t2) != len(args.t1):
+        raise ValueError(f"--t2 names {len(args.t2)} image(s) but --t1 {len(args.t1)}: give one T1w per T2w, "
+                         "in the same order")
     min_vol = {}
     for item in args.min_volume or []:
         name, _, value = item.partition("=")
@@ -184,12 +188,25 @@ def cmd_segment(args) -> int:
                           cord_threshold=args.cord_threshold, min_volume_mm3=min_vol,
                           exclusive=None if args.classes is None else args.classes == "exclusive")
     predictor = Predictor(args.model, device=args.device, threads=args.threads)
-    seg = predictor.segment(t2, t1, opts)
-    paths = write_segmentation(seg, args.t2, args.out)
-    secs = seg.provenance["seconds"]
-    note = " (no cord found: whole field of view)" if seg.provenance["cord_fallback_whole_fov"] else ""
-    print(f"wrote {len(paths)} masks to {args.out} in {sum(secs.values()):.1f} s{note}")
-    return 0
+    failed = []
+    t0 = time.perf_counter()
+    for t2_path, t1_path in zip(args.t2, args.t1):
+        try:
+            seg = predictor.segment(load_scan(t2_path), load_scan(t1_path), opts)
+        except (ImageError, ValueError, RuntimeError, OSError) as exc:
+            failed.append(t2_path)
+            print(f"skipped {t2_path}: {exc}", file=sys.stderr)
+            continue
+        paths = write_segmentation(seg, t2_path, args.out)
+        secs = seg.provenance["seconds"]
+        note = " (no cord found: whole field of view)" if seg.provenance["cord_fallback_whole_fov"] else ""
+        print(f"wrote {len(paths)} masks of {t2_path} to {args.out} in {sum(secs.values()):.1f} s{note}")
+    done = len(args.t2) - len(failed)
+    if len(args.t2) > 1:
+        minutes = (time.perf_counter() - t0) / 60
+        print(f"{done} of {len(args.t2)} subject(s) segmented, {done / minutes:.1f} per minute"
+              + (f"; skipped: {', '.join(map(str, failed))}" if failed else ""))
+    return 1 if failed else 0
 
 
 def cmd_metrics(args) -> int:
@@ -299,8 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("segment", help="segment tumor, edema and cavity of one subject with trained models")
-    g.add_argument("--t2", required=True)
-    g.add_argument("--t1", required=True, help="gadolinium-enhanced T1w")
+    g.add_argument("--t2", required=True, nargs="+", help="T2w image(s); several = several subjects")
+    g.add_argument("--t1", required=True, nargs="+", help="gadolinium-enhanced T1w, one per T2w, same order")
     g.add_argument("--model", required=True, nargs="+", help="model folder(s); several are averaged")
     g.add_argument("--out", required=True, help="output folder")
     g.add_argument("--no-cascade", action="store_true", help="tumor model on the whole image (single step)")
