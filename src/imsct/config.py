@@ -87,11 +87,21 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
 
 # What decides where and how fast a job runs, or which splits train the baseline, not what a model
 # learns: the workflow leaves these out of the rules' params so editing them reruns nothing.
-SCHEDULING_KEYS = ("threads", "device", "resources", "single_step")
+SCHEDULING_KEYS = ("threads", "device", "resources")
 
 
-def training_recipe(training: dict) -> dict:
-    """The ``training`` config section without :data:`SCHEDULING_KEYS`: what a model depends on."""
+def training_recipe(training: dict, kind: str | None = None) -> dict:
+    """The ``training`` config section without :data:`SCHEDULING_KEYS` (nor the list of splits that
+    train the single-step baseline): what a model depends on. With ``kind`` (cord, tumor, single),
+    only what that model depends on: the cord model ignores the tumor section, only the single-step
+    model reads ``single_step``."""
     import copy
 
-    return {k: copy.deepcopy(v) for k, v in training.items() if k not in SCHEDULING_KEYS}
+    recipe = {k: copy.deepcopy(v) for k, v in training.items() if k not in SCHEDULING_KEYS}
+    if isinstance(recipe.get("single_step"), dict):
+        recipe["single_step"].pop("splits", None)
+    if kind in ("cord", "tumor"):
+        recipe.pop("single_step", None)
+    if kind == "cord":
+        recipe.pop("tumor", None)
+    return recipe

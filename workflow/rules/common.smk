@@ -110,7 +110,10 @@ SPLIT_TABLES = dict(
 
 # What the models depend on (rules' params): threads, device and resources are left out, so a
 # scheduling edit reruns nothing.
-TRAINING_RECIPE = training_recipe(config["training"])
+TRAINING_RECIPE = {
+    kind: training_recipe(config["training"], kind)
+    for kind in ("cord", "tumor", "single")
+}
 
 # The single-step baseline (paper 2.6.2) is trained on these splits only (the paper: one).
 SINGLE_SPLITS = [

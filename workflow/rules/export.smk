@@ -12,7 +12,7 @@ rule export:
     log:
         L.log("export/split-{split}"),
     params:
-        training=TRAINING_RECIPE,
+        training=TRAINING_RECIPE["tumor"],
         spacing=config["preprocess"]["spacing_mm"],
         postprocess=config["postprocess"],
     script:
@@ -31,7 +31,7 @@ rule export_single:
     log:
         L.log("export/split-{split}_single"),
     params:
-        training=TRAINING_RECIPE,
+        training=TRAINING_RECIPE["tumor"],
         spacing=config["preprocess"]["spacing_mm"],
         postprocess=config["postprocess"],
     script:

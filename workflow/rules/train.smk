@@ -42,7 +42,7 @@ rule train_cord:
         runtime=config["training"]["resources"]["runtime"],
     params:
         subjects=get_training_subjects,
-        recipe=TRAINING_RECIPE,
+        recipe=TRAINING_RECIPE["cord"],
         spacing=config["preprocess"]["spacing_mm"],
     script:
         "../scripts/train.py"
@@ -74,7 +74,7 @@ rule train_tumor:
         runtime=config["training"]["resources"]["runtime"],
     params:
         subjects=get_training_subjects,
-        recipe=TRAINING_RECIPE,
+        recipe=TRAINING_RECIPE["tumor"],
         spacing=config["preprocess"]["spacing_mm"],
     script:
         "../scripts/train.py"
@@ -108,7 +108,7 @@ rule train_single:
         runtime=config["training"]["resources"]["runtime"],
     params:
         subjects=get_training_subjects,
-        recipe=TRAINING_RECIPE,
+        recipe=TRAINING_RECIPE["single"],
         spacing=config["preprocess"]["spacing_mm"],
     script:
         "../scripts/train.py"

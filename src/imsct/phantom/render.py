@@ -38,7 +38,7 @@ TISSUE_TABLE = {
     LUNG: (0.04, 0.04, 0.40),
     VESSEL: (0.05, 0.35, 0.05),
     BRAIN: (0.46, 0.55, 0.04),
-    EDEMA: (0.64, 0.46, 0.05),
+    EDEMA: (0.76, 0.42, 0.05),  # water: T2 brighter than most solid tumor, below cyst; T1 below cord
     CAVITY: (0.94, 0.14, 0.02),
     TUMOR: (0.65, 0.48, 0.15),
     TUMOR_ENH: (0.70, 0.95, 0.18),

@@ -31,6 +31,9 @@ def run_training(kind: str, split: int | str, train_paths: dict, val_paths: dict
     if kind == "cord":
         return train_cord_model(train_paths, val_paths, out_dir, cfg)
     if kind == "single":
+        epochs = (cfg.get("single_step") or {}).get("max_epochs")
+        if epochs:  # the tumor section's recipe, fewer epochs
+            cfg["tumor"] = {**cfg["tumor"], "max_epochs": int(epochs)}
         return train_tumor_model(train_paths, val_paths, out_dir, cfg, single_step=True)
     if kind == "tumor":
         return train_tumor_model(train_paths, val_paths, out_dir, cfg, cord_model)
