@@ -108,3 +108,18 @@ def test_a_config_that_is_not_yaml_is_one_line_naming_the_file(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == [f"error: config {cfg}: not valid YAML (line 2, column 1): "
                                              "expected the node content, but found '<stream end>'"]
+
+
+def test_training_recipe_holds_what_each_model_depends_on():
+    """Rules pass the recipe as params: scheduling keys never, the single-step settings only to the
+    single-step model, the tumor section not to the cord model."""
+    from imsct.config import load_config, training_recipe
+
+    training = load_config(overrides={"training": {"single_step": {"splits": [0], "max_epochs": 3}}})["training"]
+    full = training_recipe(training)
+    assert not {"threads", "device", "resources"} & set(full)
+    assert full["single_step"] == {"max_epochs": 3}  # which splits train it is scheduling
+    assert "single_step" not in training_recipe(training, "tumor") and "tumor" in training_recipe(training, "tumor")
+    cord = training_recipe(training, "cord")
+    assert "tumor" not in cord and "single_step" not in cord and cord["cord"] == training["cord"]
+    assert training_recipe(training, "single")["single_step"] == {"max_epochs": 3}
