@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-CLASSES = ("tumor", "edema", "cavity", "wholetumor")
 
 
 def main(argv=None) -> int:
@@ -34,6 +33,7 @@ def main(argv=None) -> int:
     p.add_argument("--keep", help="write the implanted dataset and predictions here instead of a temporary folder")
     args = p.parse_args(argv)
 
+    from imsct.classes import CLASSES, LESIONS
     from imsct.evaluation.metrics import compare, voxel_volume_mm3
     from imsct.inference.predictor import Predictor, SegmentOptions
     from imsct.io import load_image
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
             seg = pred.segment(t2, load_image(anat / f"{sub}_ce-gad_T1w.nii.gz"), SegmentOptions())
             lab = bids / "derivatives/labels" / sub / "anat"
             gt = {c: np.asanyarray(load_image(lab / f"{sub}_T2w_label-{c}_mask.nii.gz").dataobj) > 0
-                  for c in CLASSES[:3]}
+                  for c in LESIONS}
             gt["wholetumor"] = gt["tumor"] | gt["edema"] | gt["cavity"]
             voxel = voxel_volume_mm3(t2.affine)
             row = {"subject": sub, "type": truth.get("tumor_type", "?")}

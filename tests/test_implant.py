@@ -11,8 +11,8 @@ import pytest
 from scipy.ndimage import binary_dilation, distance_transform_edt
 
 from imsct.bids import discover
+from imsct.classes import LESIONS
 from imsct.phantom.implant import cord_frame, write_implanted_cohort
-from imsct.phantom.lesions import CLASSES
 from imsct.preprocess.transforms import resample_to
 
 N, SEED = 3, 2  # a hemangioblastoma (with edema), an astrocytoma, an ependymoma; each with a cavity
@@ -29,7 +29,7 @@ def _load(out, sub):
     t2 = nib.load(out / sub / "anat" / f"{sub}_T2w.nii.gz")
     t1 = nib.load(out / sub / "anat" / f"{sub}_ce-gad_T1w.nii.gz")
     labels = {c: nib.load(out / f"derivatives/labels/{sub}/anat/{sub}_T2w_label-{c}_mask.nii.gz")
-              for c in (*CLASSES, "centerline")}
+              for c in (*LESIONS, "centerline")}
     return t2, t1, labels
 
 
@@ -50,7 +50,7 @@ def test_masks_on_the_t2w_grid_inside_the_cord_and_exclusive(implanted, sct_data
         t2, t1, labels = _load(out, t["participant_id"])
         assert t2.shape == cord.shape and np.allclose(t2.affine, cord_img.affine)
         assert not np.allclose(t1.affine, t2.affine) and t1.shape != t2.shape  # the T1w keeps its own grid
-        masks = {c: np.asanyarray(labels[c].dataobj) for c in CLASSES}
+        masks = {c: np.asanyarray(labels[c].dataobj) for c in LESIONS}
         for c, m in masks.items():
             assert m.shape == t2.shape and np.allclose(labels[c].affine, t2.affine) and set(np.unique(m)) <= {0, 1}
         stack = np.stack(list(masks.values()))
@@ -63,7 +63,7 @@ def test_volumes_as_designed(implanted):
     _, truths = implanted
     for t in truths:
         designed = t["lesion_model"]["designed_cm3"]
-        for c in CLASSES:
+        for c in LESIONS:
             v, d = t["volumes_cm3"][c], designed[c]
             assert (v == 0) == (d == 0), (t["participant_id"], c, v, d)
             assert abs(v - d) <= max(0.2 * d, 0.05), (t["participant_id"], c, v, d)
@@ -78,7 +78,7 @@ def test_normal_cord_above_and_below(implanted, sct_data):
     dz = cord_img.header.get_zooms()[2]
     for t in truths:
         _, _, labels = _load(out, t["participant_id"])
-        les = sum(np.asanyarray(nib.as_closest_canonical(labels[c]).dataobj) for c in CLASSES) > 0
+        les = sum(np.asanyarray(nib.as_closest_canonical(labels[c]).dataobj) for c in LESIONS) > 0
         rows = np.flatnonzero(les.any(axis=(0, 1)))
         assert ((rows.min() - cord_rows.min()) * dz >= 8
                 and (cord_rows.max() - rows.max()) * dz >= 8), t["participant_id"]
@@ -96,7 +96,7 @@ def test_contrasts_on_real_intensities(implanted, sct_data):
         a2 = np.asanyarray(t2.dataobj).astype(float)
         m = np.asarray(t["t1w_from_t2w_world"])
         a1 = resample_to(np.asanyarray(t1.dataobj), t1.affine, t2.shape, t2.affine, m)
-        masks = {c: np.asanyarray(labels[c].dataobj) > 0 for c in CLASSES}
+        masks = {c: np.asanyarray(labels[c].dataobj) > 0 for c in LESIONS}
         lesion = binary_dilation(np.any(list(masks.values()), axis=0), iterations=3)
         normal = cord & ~lesion
         cav = masks["cavity"]

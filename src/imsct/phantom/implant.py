@@ -28,11 +28,11 @@ from scipy.stats import norm
 
 from .. import __version__
 from ..bids import Naming, stem
+from ..classes import LESIONS
 from ..io import load_image, save_nifti, write_json, write_text, write_tsv
 from .anatomy import DZ, Anatomy
 from .lesions import (
     ADULT_CORD_RXRY,
-    CLASSES,
     Lesion,
     TumorAppearance,
     _fit_extent,
@@ -320,7 +320,7 @@ def _paint(data: np.ndarray, affine: np.ndarray, model: ImplantModel, ratios: di
     another scanner space. Returns the new image and (``with_labels``) exclusive class labels on
     this grid."""
     out = np.asarray(data, dtype=np.float32).copy()
-    labels = {c: np.zeros(data.shape, np.uint8) for c in CLASSES}
+    labels = {c: np.zeros(data.shape, np.uint8) for c in LESIONS}
     to_t2 = np.eye(4) if t1_from_t2 is None else np.linalg.inv(t1_from_t2)
     box = _box(_world(_lesion_corners(model), np.linalg.inv(to_t2)), affine, data.shape)
     if box is None:
@@ -351,11 +351,11 @@ def _paint(data: np.ndarray, affine: np.ndarray, model: ImplantModel, ratios: di
         shape = tuple(b.stop - b.start for b in box)
         local = tuple((ijk - [b.start for b in box]).T)
         frac = {}
-        for c in CLASSES:
+        for c in LESIONS:
             frac[c] = np.zeros(shape, np.float32)
             frac[c][local] = np.isin(code, LABEL_TISSUES[c]).reshape(-1, k3).mean(axis=1)
         lab = _exclusive_labels(frac, tuple(b.start for b in box))
-        for c in CLASSES:
+        for c in LESIONS:
             labels[c][box] = lab[c]
     return out, labels
 
@@ -382,7 +382,7 @@ def draw_implant(rng: np.random.Generator, frame: CordFrame, spec: SubjectSpec, 
     cord); None keeps the real cord's size."""
     grade = spec.tumor_grade
     u = spec.volume_quantiles or tuple(rng.uniform(size=3))
-    drawn = {c: volume_cm3(spec.tumor_type, grade, c, u[i]) for i, c in enumerate(CLASSES)}
+    drawn = {c: volume_cm3(spec.tumor_type, grade, c, u[i]) for i, c in enumerate(LESIONS)}
     drawn["edema"] *= bool(spec.has_edema)
     drawn["cavity"] *= bool(spec.has_cavity)
     s_lo, s_hi = frame.s[0] + margin, frame.s[-1] - margin
@@ -446,7 +446,7 @@ def implant(t2w: nib.Nifti1Image, cord: nib.Nifti1Image, t1w: nib.Nifti1Image, t
         "tumor_region": spec.tumor_region,
         "seed": seed,
         "source": "lesions implanted into a real T2w / T1w pair",
-        "volumes_cm3": {c: round(float(labels[c].sum()) * voxel, 4) for c in CLASSES},
+        "volumes_cm3": {c: round(float(labels[c].sum()) * voxel, 4) for c in LESIONS},
         "lesion_model": {k: v for k, v in info.items() if k != "tumor_grade"},
         "tumor_grade": info["tumor_grade"],
         "lesions": lesion_dicts(model.lesions),
@@ -537,7 +537,7 @@ def write_implanted_cohort(out_dir, n: int, seed: int, shared_data_dir, naming: 
         save_nifti(np.asanyarray(res.t2w.dataobj), t2.affine, p2)
         save_nifti(np.asanyarray(res.t1w.dataobj), t1.affine, p1)
         stems = {"t2w_stem": stem(p2), "t1w_stem": stem(p1)}
-        for c in CLASSES:
+        for c in LESIONS:
             save_nifti(res.labels[c], t2.affine, naming.label_path(out, c, label, None, stems), dtype=np.uint8)
         save_nifti((np.asanyarray(centerline.dataobj) > 0).astype(np.uint8), t2.affine,
                    naming.label_path(out, "centerline", label, None, stems), dtype=np.uint8)
