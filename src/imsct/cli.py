@@ -187,13 +187,17 @@ def cmd_segment(args) -> int:
                           register=not args.no_register, threshold=args.threshold,
                           cord_threshold=args.cord_threshold, min_volume_mm3=min_vol,
                           exclusive=None if args.classes is None else args.classes == "exclusive")
+    # one subject: its scans are checked before the models load, and an error stops the command
+    first = (load_scan(args.t2[0]), load_scan(args.t1[0])) if len(args.t2) == 1 else None
     predictor = Predictor(args.model, device=args.device, threads=args.threads)
     failed = []
     t0 = time.perf_counter()
     for t2_path, t1_path in zip(args.t2, args.t1):
         try:
-            seg = predictor.segment(load_scan(t2_path), load_scan(t1_path), opts)
+            seg = predictor.segment(*(first or (load_scan(t2_path), load_scan(t1_path))), opts)
         except (ImageError, ValueError, RuntimeError, OSError) as exc:
+            if first is not None:
+                raise
             failed.append(t2_path)
             print(f"skipped {t2_path}: {exc}", file=sys.stderr)
             continue
