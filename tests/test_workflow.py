@@ -219,6 +219,21 @@ def test_small_run_generates_cohort_and_qc(tmp_path):
 TINY_WORKFLOW = ["--configfile", "config/config.yaml", "tests/tiny-workflow.yaml"]
 
 
+def test_files_read_across_rules_are_declared(tmp_path):
+    """Evaluation reads the inference JSON sidecars: they are outputs of `infer` (and inputs of
+    `evaluate`), so a cluster without a shared filesystem stages them and Snakemake plans them as
+    targets (before, asking for one was "no rule to produce")."""
+    from imsct.phantom.cohort import participants_table, plan_cohort
+    from imsct.splits import make_splits, split_table
+
+    split = make_splits(split_table(participants_table(plan_cohort(8, 11))), 1, 0)[0]
+    pid = split.loc[split["set"] == "test", "participant_id"].iloc[0]
+    sidecar = f"{tmp_path}/results/predictions/split-00/cascade/{pid}_label-wholetumor_mask.json"
+    r = snakemake("-n", "--cores", "1", sidecar, *TINY_WORKFLOW, "--config", *tmp_config(tmp_path))
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert job_counts(r.stdout).get("infer") == 1
+
+
 def test_training_rules_run_end_to_end(tmp_path):
     """Splits written by the rule equal the ones the DAG was built from; both models train per split."""
     from imsct.phantom.cohort import participants_table, plan_cohort
