@@ -66,19 +66,6 @@ def theta_from_mm(mats: torch.Tensor, shifts: torch.Tensor, shape, spacing) -> t
     return torch.cat([m[:, rev][:, :, rev], t[:, rev, None]], 2)
 
 
-def augment(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, spacing=(2.0, 1.0, 1.0),
-            rotation_deg=5.0, scale=0.10, translation=0.03) -> tuple[torch.Tensor, torch.Tensor]:
-    """One random affine per sample of inputs ``x`` (N, C, X, Y, Z) and targets ``y`` (same grid)."""
-    shape = tuple(x.shape[2:])
-    extent = [n * s for n, s in zip(shape, spacing)]
-    mats, shifts, _ = random_affine_mm(x.shape[0], generator, rotation_deg, scale, translation, extent)
-    theta = theta_from_mm(mats, shifts, shape, spacing).to(device=x.device, dtype=torch.float32)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    xa = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    ya = F.grid_sample(y.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return xa.to(x.dtype), (ya >= 0.5).to(y.dtype)
-
-
 def augment_windows(x: torch.Tensor, y: torch.Tensor, windows, generator: torch.Generator,
                     spacing=(2.0, 1.0, 1.0), rotation_deg=5.0, scale=0.10, translation=0.03):
     """One sample per window of crop ``x`` (C, X, Y, Z) / ``y`` (K, X, Y, Z): a fresh random affine of
