@@ -128,8 +128,10 @@ def training_section(logs: dict[str, dict[str, str]]) -> str:
             ax.plot(h["epoch"], h["train_loss"], color=c, lw=1, ls="--")
             ax.plot(h["epoch"], h["val_loss"], color=c, lw=1.5, label=f"split {split}")
         name = "single-step tumor" if kind == "single" else kind
-        ax.set(title=f"{name} model (dashed: training, solid: validation)", xlabel="epoch", ylabel="loss")
+        ax.set(title=f"{name} model", xlabel="epoch", ylabel="loss")
         ax.legend(fontsize=7, ncol=2)
+    fig.suptitle("Loss per split (dashed: training, solid: validation)", fontsize=10)
+    fig.tight_layout()
     return _img(_png(fig), "Training and validation loss per split")
 
 
