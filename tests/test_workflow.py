@@ -28,6 +28,11 @@ def job_counts(output: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", stats, re.M)}
 
 
+def batched(counts: dict[str, int], step: str) -> int:
+    """Jobs of a batched step (rules ``<step>_b000``, ``infer_00_cascade_b000``, ...)."""
+    return sum(v for k, v in counts.items() if re.fullmatch(rf"{step}_(\w+_)?b\d{{3}}", k))
+
+
 def tmp_config(tmp_path):
     return [f"results={tmp_path}/results", f"resources={tmp_path}/resources"]
 
@@ -47,8 +52,9 @@ def test_dry_run_default(tmp_path):
     r = snakemake("-n", "--cores", "2", "--config", *tmp_config(tmp_path))
     assert r.returncode == 0, r.stderr
     counts = job_counts(r.stdout)
-    assert counts["phantom_subject"] == n and counts["discover"] == 1 and counts["phantom_qc"] == n
-    assert counts["register"] == n and counts["resample"] == n and counts["registration_summary"] == 1
+    batch = demo.get("batching", {}).get("preprocess", 16)
+    assert batched(counts, "phantom") == batched(counts, "preprocess") == -(-n // batch)
+    assert counts["discover"] == counts["registration_summary"] == 1
     assert counts["train_cord"] == counts["train_tumor"] == counts["export"] == n_splits
     assert counts["train_single"] == counts["export_single"] == 1
     from imsct.phantom.cohort import participants_table, plan_cohort
@@ -57,8 +63,13 @@ def test_dry_run_default(tmp_path):
     splits = make_splits(split_table(participants_table(plan_cohort(n, seed))), n_splits, demo["splits"]["seed"])
     n_test = [int((s["set"] == "test").sum()) for s in splits]
     assert min(n_test) >= 4  # enough test subjects per split for a mean to mean something
-    # every split's test subjects with the cascade; split 00's also with the single-step baseline
-    assert counts["infer"] == sum(n_test) + n_test[0]
+    # every split's test subjects with the cascade; split 00's also with the single-step baseline, in
+    # batches of batching.infer
+    infer_batch = demo.get("batching", {}).get("infer", 32)
+    assert batched(counts, "infer") == sum(-(-t // infer_batch) for t in n_test) + -(-n_test[0] // infer_batch)
+    for i, s in enumerate(splits):
+        for key in s.loc[s["set"] == "test", "participant_id"]:
+            assert f"predictions/split-{i:02d}/cascade/{key}_label-wholetumor_mask.nii.gz" in r.stdout
     assert counts["evaluate"] == 3 and counts["aggregate"] == counts["report"] == 1
 
 
@@ -68,8 +79,15 @@ def test_dry_run_paper_scale_with_the_slurm_profile(tmp_path):
     r = snakemake("-n", "--profile", "profiles/slurm", "--config", *tmp_config(tmp_path))
     assert r.returncode == 0, r.stderr[-3000:]
     counts = job_counts(r.stdout)
-    assert counts["phantom_subject"] == 343 and counts["train_cord"] == counts["train_tumor"] == 12
+    assert counts["train_cord"] == counts["train_tumor"] == 12  # one GPU job per split and model
     assert counts["train_single"] == counts["export_single"] == 1  # the baseline on one split, as the paper
+    # every subject is generated and preprocessed once, in batches; the whole DAG stays a few hundred jobs
+    for step in ("phantom", "preprocess"):
+        assert sum(r.stdout.count(f"sub-{i:03d}.log") for i in range(1, 344)) >= 343
+        assert 0 < batched(counts, step) <= 343 // 8
+    submitted = sum(v for k, v in counts.items() if k != "all")  # `all` is local (localrules)
+    print(f"paper DAG through profiles/slurm: {submitted} SLURM jobs")
+    assert submitted <= 300
     resources = {}
     for block in r.stdout.split("\nrule ")[1:]:
         rule = block.split(":", 1)[0]
@@ -77,7 +95,7 @@ def test_dry_run_paper_scale_with_the_slurm_profile(tmp_path):
         resources.setdefault(rule, line)
     for rule in ("train_cord", "train_tumor", "train_single"):
         assert "gpu=1" in resources[rule] and "slurm_partition=gpu" in resources[rule], resources[rule]
-    for rule in ("register", "infer", "evaluate"):
+    for rule in ("preprocess_b000", "infer_00_cascade_b000", "evaluate"):
         assert "gpu=" not in resources[rule] and "slurm_partition=cpu" in resources[rule], resources[rule]
 
 
@@ -88,7 +106,7 @@ def test_dry_run_all_splits_on_one_gpu_machine(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     counts = job_counts(r.stdout)
     assert counts["train_cord"] == counts["train_tumor"] == counts["evaluate"] == 12
-    assert counts["train_single"] == 1 and counts["phantom_subject"] == 120
+    assert counts["train_single"] == 1 and batched(counts, "phantom") >= 1
 
 
 @pytest.mark.parametrize("spacing, entity", [(None, "res-1x1x2"), ([0.8, 0.8, 2], "res-0p8x0p8x2")])
@@ -101,12 +119,14 @@ def test_working_grid_files_are_named_by_the_configured_spacing(tmp_path, spacin
     blocks: dict[str, list[str]] = {}
     for block in r.stdout.split("\nrule ")[1:]:
         blocks.setdefault(block.split(":", 1)[0], []).append(block)
-    outputs = [ln for b in blocks["resample"] for ln in b.splitlines() if ln.strip().startswith("output:")]
-    assert len(outputs) == job_counts(r.stdout)["resample"]
+    outputs = [ln for k, bs in blocks.items() if k.startswith("preprocess_b") for b in bs
+               for ln in b.splitlines() if ln.strip().startswith("output:")]
+    assert len(outputs) == batched(job_counts(r.stdout), "preprocess")
+    keys = [k for ln in outputs for k in re.findall(r"sub-(\d+)_label-cord_mask", ln)]
+    assert len(keys) == 20
     for ln in outputs:
-        key = re.search(r"sub-(\d+)_res-", ln).group(1)
-        assert f"sub-{key}/sub-{key}_{entity}_grid.json" in ln and f"sub-{key}_{entity}_desc-preproc_T2w" in ln
-    assert all(f"_{entity}_desc-preproc_T1w" in b.split("output:")[0] for b in blocks["train_tumor"])
+        for key in re.findall(r"sub-(\d+)_label-cord_mask", ln):
+            assert f"sub-{key}/sub-{key}_{entity}_grid.json" in ln and f"sub-{key}_{entity}_desc-preproc_T2w" in ln
     assert set(re.findall(r"_(res-[0-9px]+)_", r.stdout)) == {entity}
 
 
@@ -176,7 +196,7 @@ def test_partial_config_sections_are_completed_from_the_defaults(tmp_path):
                   "--config", *tmp_config(tmp_path))
     assert r.returncode == 0, r.stderr[-3000:]
     counts = job_counts(r.stdout)
-    assert counts["train_cord"] == counts["train_tumor"] == 2 and counts["phantom_subject"] == 8
+    assert counts["train_cord"] == counts["train_tumor"] == 2 and batched(counts, "phantom") == 1  # 8 <= 16
     train = next(b for b in r.stdout.split("\nrule ")[1:] if b.startswith("train_cord:"))
     line = next(ln for ln in train.splitlines() if ln.strip().startswith("resources:"))
     assert "gpu=1" in line and "mem_mb=8000" in line and "runtime=120" in line, line
@@ -197,7 +217,7 @@ def test_small_run_generates_cohort_and_qc(tmp_path):
     for i in (1, 2, 3):
         assert (tmp_path / f"results/qc/phantom/sub-{i:03d}_phantom-qc.png").stat().st_size > 10_000
         assert (tmp_path / f"results/logs/phantom/sub-{i:03d}.log").read_text().strip()
-    assert (tmp_path / "results/benchmarks/phantom/sub-001.tsv").is_file()
+    assert (tmp_path / "results/benchmarks/phantom/b000.tsv").is_file()
     # preprocessing: registration table, QC figures, resampled inputs on the 1x1x2 mm grid
     reg = pd.read_csv(tmp_path / "results/qc/registration.tsv", sep="\t")
     assert list(reg["subject"]) == ["sub-001", "sub-002", "sub-003"]
@@ -231,7 +251,7 @@ def test_files_read_across_rules_are_declared(tmp_path):
     sidecar = f"{tmp_path}/results/predictions/split-00/cascade/{pid}_label-wholetumor_mask.json"
     r = snakemake("-n", "--cores", "1", sidecar, *TINY_WORKFLOW, "--config", *tmp_config(tmp_path))
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
-    assert job_counts(r.stdout).get("infer") == 1
+    assert batched(job_counts(r.stdout), "infer") == 1
 
 
 def test_training_rules_run_end_to_end(tmp_path):
@@ -310,4 +330,5 @@ def test_workflow_on_an_existing_bids_dataset(small_cohort, tmp_path):
     assert list((tmp_path / "results" / ".cache").glob("cohort-*.tsv"))
     # the whole DAG for that dataset: its 8 subjects through preprocessing
     r = snakemake("-n", "--cores", "2", "--config", *tmp_config(tmp_path), f"bids_dir={small_cohort}")
-    assert r.returncode == 0 and job_counts(r.stdout)["register"] == 8
+    assert r.returncode == 0 and batched(job_counts(r.stdout), "preprocess") == 2  # 8 subjects by 5
+    assert all(f"sub-{i:03d}_label-cord_mask" in r.stdout for i in range(1, 9))

@@ -118,6 +118,12 @@ class Layout:
         """index.html or figures/<name>.png."""
         return f"{self.results}/report/{name}"
 
+    # -- batches of per-subject jobs
+    def batch_manifest(self, step: str, batch: str) -> str:
+        """What one batch job wrote, per subject (JSON, written last): later jobs depend on it rather
+        than on every per-subject file (``step``: phantom, preprocess or ``infer/split-00_cascade``)."""
+        return f"{self.results}/batches/{step}/{batch}.json"
+
     # -- logs and benchmarks
     def log(self, name: str) -> str:
         return f"{self.results}/logs/{name}.log"

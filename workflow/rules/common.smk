@@ -4,6 +4,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from imsct.batching import make_batches
 from imsct.bids import Naming, discover_cached
 from imsct.classes import CLASSES, LESIONS, OUTPUTS
 from imsct.config import training_recipe, validate_config
@@ -69,6 +70,35 @@ wildcard_constraints:
     subject="|".join(SUBJECTS) if SUBJECTS else "NO_SUBJECT",
 
 
+# Short per-subject steps run in batches (config `batching`): a few hundred jobs at paper scale.
+PHANTOM_QC = SYNTHETIC and config["synthetic"]["qc"]
+PHANTOM_BATCHES = (
+    make_batches(SUBJECTS, config["batching"]["phantom"]) if SYNTHETIC else {}
+)
+PREPROCESS_BATCHES = make_batches(SUBJECTS, config["batching"]["preprocess"])
+_BATCH_OF = {
+    step: {k: b for b, keys in batches.items() for k in keys}
+    for step, batches in (
+        ("phantom", PHANTOM_BATCHES),
+        ("preprocess", PREPROCESS_BATCHES),
+    )
+}
+
+
+def batch_manifests(step, keys):
+    """The manifests of the ``step`` batches (phantom, preprocess) that hold ``keys``: downstream
+    jobs depend on these few files instead of every per-subject file (a manifest is its job's last
+    output; a job with any output missing reruns)."""
+    if step == "phantom" and not SYNTHETIC:
+        return []
+    return sorted({L.batch_manifest(step, _BATCH_OF[step][k]) for k in keys})
+
+
+def infer_batches(split, mode):
+    """Batches of a split's test subjects for inference (batching.infer)."""
+    return make_batches(split_members(split, "test"), config["batching"]["infer"])
+
+
 def phantom_paths(subject):
     """Files the phantom writes for one subject, named by the configured input naming."""
     root = Path(BIDS_DIR)
@@ -126,15 +156,16 @@ SINGLE_SPLITS = [
 ALT_RULE = "independent" if config["postprocess"]["exclusive"] else "exclusive"
 
 
-def get_infer_model(wildcards):
-    """The model folder of an inference mode: the cascade's, or the single-step baseline's."""
-    return L.model_folder(wildcards.split, single=wildcards.mode != "cascade")
+def base_modes(split):
+    """The models a split's test subjects are segmented with: the cascade, and the single-step
+    baseline where it was trained."""
+    return ["cascade"] + (["single"] if split in SINGLE_SPLITS else [])
 
 
 def split_modes(split):
-    """Inference modes of a split: the cascade, the single-step baseline where it was trained, and
-    each with the other class rule (``<mode>-<ALT_RULE>``)."""
-    modes = ["cascade"] + (["single"] if split in SINGLE_SPLITS else [])
+    """Inference modes of a split: :func:`base_modes` and each with the other class rule
+    (``<mode>-<ALT_RULE>``)."""
+    modes = base_modes(split)
     return modes + [f"{m}-{ALT_RULE}" for m in modes]
 
 
@@ -155,13 +186,12 @@ def get_training_subjects(wildcards):
 
 
 def get_training_inputs(wildcards):
-    subjects = get_training_subjects(wildcards)
-    return [
-        p
-        for which in subjects.values()
-        for paths in which.values()
-        for p in paths.values()
+    """The preprocessing manifests of the training and validation subjects (listing every
+    working-grid file made the paper DAG's training jobs thousands of inputs each)."""
+    keys = [
+        k for which in ("train", "val") for k in split_members(wildcards.split, which)
     ]
+    return batch_manifests("preprocess", keys)
 
 
 def subject_inputs(subject):
@@ -175,9 +205,25 @@ def subject_inputs(subject):
     }
 
 
-def get_register_inputs(wildcards):
-    files = subject_inputs(wildcards.subject)
-    out = {"t2w": files["t2w"], "t1w": files["t1w"]}
+def get_preprocess_inputs(keys):
+    """A preprocessing batch's inputs: the phantom manifests (synthetic cohort) or the source files."""
+    if SYNTHETIC:
+        return batch_manifests("phantom", keys)
+    return [p for k in keys for p in preprocess_inputs(k).values()]
+
+
+def get_infer_inputs(keys):
+    """What inference reads of its subjects: their T2w (phantom manifests, or the source files) and
+    registered T1w (preprocessing manifests)."""
+    t2w = [] if SYNTHETIC else [subject_inputs(k)["t2w"] for k in keys]
+    return batch_manifests("phantom", keys) + t2w + batch_manifests("preprocess", keys)
+
+
+def preprocess_inputs(key):
+    """What preprocessing reads for one subject: both scans, the centerline, the lesion labels and,
+    when registration uses them, the disc labels of both scans."""
+    files = subject_inputs(key)
+    out = {k: files[k] for k in ("t2w", "t1w", "centerline", *LESIONS)}
     if (
         config["preprocess"]["registration"]["use_discs"]
         and "discs" in files
@@ -187,23 +233,22 @@ def get_register_inputs(wildcards):
     return out
 
 
-def get_resample_inputs(wildcards):
-    files = subject_inputs(wildcards.subject)
+def preprocess_outputs(key):
+    """What preprocessing writes for one subject (see imsct.preprocess.pipeline.preprocess_subject)."""
     return {
-        "t2w": files["t2w"],
-        "t1w": L.registered_t1w(wildcards.subject),
-        **{c: files[c] for c in LESIONS},
-        "cord": L.cord_mask(wildcards.subject),
+        "cord": L.cord_mask(key),
+        "t1w": L.registered_t1w(key),
+        "transform": L.transform(key),
+        "qc": L.registration_qc(key),
+        "figure": L.qc_figure("registration", key),
+        "working": preproc_paths(key),
     }
 
 
 def get_discover_inputs(wildcards):
     if not SYNTHETIC:
         return []
-    files = [f"{BIDS_DIR}/participants.tsv"]
-    for subject in SUBJECTS:
-        files += list(phantom_paths(subject).values())
-    return files
+    return [f"{BIDS_DIR}/participants.tsv"] + batch_manifests("phantom", SUBJECTS)
 
 
 def get_evaluate_subjects(wildcards):
@@ -224,21 +269,20 @@ def get_evaluate_subjects(wildcards):
 
 
 def get_evaluate_inputs(wildcards):
-    files = {}
+    """The batch manifests of the test subjects' ground truth (phantom; or the source labels),
+    preprocessing (cord mask, working-grid labels) and predictions (every mode)."""
     split = wildcards.split
-    for key, s in get_evaluate_subjects(wildcards).items():
-        files[f"{key}_gt"] = list(s["gt"].values())
-        files[f"{key}_cord"] = s["cord_gt"]
-        files[f"{key}_work"] = list(s["working_labels"].values())
-        for mode in split_modes(split):
-            classes = OUTPUTS if "-" not in mode else CLASSES
-            files[f"{key}_pred_{mode}"] = [
-                L.prediction(split, mode, key, c) for c in classes
-            ]
-            files[f"{key}_sidecar_{mode}"] = L.prediction(
-                split, mode, key, "wholetumor", ".json"
-            )
-    return files
+    subjects = get_evaluate_subjects(wildcards)
+    gt = [] if SYNTHETIC else [f for s in subjects.values() for f in s["gt"].values()]
+    return {
+        "truth": batch_manifests("phantom", subjects) + gt,
+        "preprocess": batch_manifests("preprocess", subjects),
+        "predictions": [
+            L.batch_manifest(f"infer/split-{split}_{mode}", b)
+            for mode in base_modes(split)
+            for b in infer_batches(split, mode)
+        ],
+    }
 
 
 def get_report_subjects(wildcards=None):
@@ -270,7 +314,7 @@ def training_logs():
 def get_report_inputs(wildcards):
     return {
         "cohort": L.cohort(),
-        "grids": [preproc_paths(s)["grid"] for s in SUBJECTS],
+        "preprocess": batch_manifests("preprocess", SUBJECTS),
         "registration": L.registration_table(),
         "logs": [p for logs in training_logs().values() for p in logs.values()],
         "metrics": L.evaluation("metrics.tsv"),
@@ -279,34 +323,26 @@ def get_report_inputs(wildcards):
         "cascade": L.evaluation("cascade_vs_single.tsv"),
         "summary": L.evaluation("summary.json"),
         "postprocess": L.evaluation("class_rules.tsv"),
-        "t1w": [s["t1w"] for s in get_report_subjects().values()],
         # the example panels read the cascade's predictions of every split's test subjects
         "predictions": [
-            L.prediction(split, "cascade", key, cls)
+            L.batch_manifest(f"infer/split-{split}_cascade", b)
             for split in SPLITS
-            for key in split_members(split, "test")
-            for cls in OUTPUTS
+            for b in infer_batches(split, "cascade")
         ],
     }
 
 
 def get_final_outputs():
+    """What `snakemake` (rule all) builds; predictions and working-grid files follow from evaluation."""
     outs = [L.cohort(), L.cohort("excluded")]
-    if SYNTHETIC and config["synthetic"]["qc"]:
-        outs += [L.qc_figure("phantom", s) for s in SUBJECTS]
+    # the per-subject QC figures, through their batches' manifests
+    outs += batch_manifests("phantom", SUBJECTS) + batch_manifests(
+        "preprocess", SUBJECTS
+    )
     outs += [L.registration_table()]
-    outs += [L.qc_figure("registration", s) for s in SUBJECTS]
-    outs += [preproc_paths(s)["grid"] for s in SUBJECTS]
     outs += [L.splits_summary()]
     outs += [L.model(s, "tumor", "summary.json") for s in SPLITS]
     outs += [L.model_folder(s) for s in SPLITS]
     outs += [L.model_folder(s, single=True) for s in SINGLE_SPLITS]
-    for split in SPLITS:
-        for mode in split_modes(split):
-            if "-" not in mode:
-                outs += [
-                    L.prediction(split, mode, k, "wholetumor")
-                    for k in split_members(split, "test")
-                ]
     outs += [L.evaluation("summary.md"), L.report()]
     return outs

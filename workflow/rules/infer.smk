@@ -1,36 +1,51 @@
 # Each split's models on that split's test subjects: the cascade, and the single-step baseline where
-# it was trained (paper section 3.3). The T1w comes already registered from preprocessing, so
-# inference does not register it again. Each job writes the configured class rule's masks and,
-# in <mode>-<ALT_RULE>/, the other rule's.
+# it was trained (paper section 3.3), in batches of batching.infer subjects (one job, the models
+# loaded once). The T1w comes already registered from preprocessing, so inference does not register
+# it again. Each subject gets the configured class rule's masks and, in <mode>-<ALT_RULE>/, the other
+# rule's, each with its JSON sidecar (evaluation reads them).
 
+for split in SPLITS:
+    for mode in base_modes(split):
+        for batch, keys in infer_batches(split, mode).items():
 
-rule infer:
-    input:
-        t2w=lambda wc: subject_inputs(wc.subject)["t2w"],
-        t1w=rules.register.output.t1w,
-        model=get_infer_model,
-    output:
-        masks=[L.prediction("{split}", "{mode}", "{subject}", c) for c in OUTPUTS],
-        alt=[
-            L.prediction("{split}", f"{{mode}}-{ALT_RULE}", "{subject}", c)
-            for c in CLASSES
-        ],
-        # JSON sidecars (provenance, crop, seconds): evaluation reads them
-        sidecars=[
-            L.prediction("{split}", "{mode}", "{subject}", c, ".json") for c in OUTPUTS
-        ],
-        alt_sidecars=[
-            L.prediction("{split}", f"{{mode}}-{ALT_RULE}", "{subject}", c, ".json")
-            for c in CLASSES
-        ],
-    log:
-        L.log("infer/split-{split}_{mode}_sub-{subject}"),
-    benchmark:
-        L.benchmark("infer/split-{split}_{mode}_sub-{subject}")
-    wildcard_constraints:
-        mode="cascade|single",
-    threads: 2
-    params:
-        cascade=lambda wc: wc.mode == "cascade",
-    script:
-        "../scripts/infer.py"
+            rule:
+                name:
+                    f"infer_{split}_{mode}_{batch}"
+                input:
+                    # the T2w (phantom manifests or source files) and registered T1w of each subject
+                    scans=get_infer_inputs(keys),
+                    model=L.model_folder(split, single=mode != "cascade"),
+                output:
+                    # first: Snakemake finds a producer by trying its outputs in order
+                    manifest=L.batch_manifest(f"infer/split-{split}_{mode}", batch),
+                    masks=[
+                        L.prediction(split, m, k, c, ext)
+                        for k in keys
+                        for m, classes in (
+                            (mode, OUTPUTS),
+                            (f"{mode}-{ALT_RULE}", CLASSES),
+                        )
+                        for c in classes
+                        for ext in (".nii.gz", ".json")
+                    ],
+                log:
+                    [L.log(f"infer/split-{split}_{mode}_sub-{k}") for k in keys],
+                benchmark:
+                    L.benchmark(f"infer/split-{split}_{mode}_{batch}")
+                threads: 2
+                resources:
+                    mem_mb=4000,
+                    runtime=10 + len(keys),
+                params:
+                    cascade=mode == "cascade",
+                    subjects={
+                        k: {
+                            "t2w": subject_inputs(k)["t2w"],
+                            "t1w": L.registered_t1w(k),
+                            "out": L.prediction_dir(split, mode),
+                            "alt": L.prediction_dir(split, f"{mode}-{ALT_RULE}"),
+                        }
+                        for k in keys
+                    },
+                script:
+                    "../scripts/infer.py"

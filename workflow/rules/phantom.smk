@@ -1,4 +1,4 @@
-# The embedded default cohort: synthetic IMSCT subjects, one job each.
+# The embedded default cohort: synthetic IMSCT subjects, generated in batches (batching.phantom).
 
 
 rule phantom_dataset:
@@ -16,33 +16,32 @@ rule phantom_dataset:
         "../scripts/phantom_dataset.py"
 
 
-rule phantom_subject:
-    output:
-        **phantom_paths("{subject}"),
-    log:
-        L.log("phantom/sub-{subject}"),
-    benchmark:
-        L.benchmark("phantom/sub-{subject}")
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
-        subjects=config["synthetic"]["subjects"],
-        seed=config["synthetic"]["seed"],
-        size=config["synthetic"]["size"],
-        inputs=config["inputs"],
-        participant="sub-{subject}",
-    script:
-        "../scripts/phantom_subject.py"
+# One job per batch of subjects; each subject's files, QC montage and log are its own.
+for batch, keys in PHANTOM_BATCHES.items():
 
-
-rule phantom_qc:
-    input:
-        unpack(lambda wc: phantom_paths(wc.subject)),
-    output:
-        png=L.qc_figure("phantom", "{subject}"),
-    log:
-        L.log("phantom/sub-{subject}_qc"),
-    script:
-        "../scripts/phantom_qc.py"
+    rule:
+        name:
+            f"phantom_{batch}"
+        output:
+            # first: Snakemake finds a job's producer by trying its outputs in order
+            manifest=L.batch_manifest("phantom", batch),
+            files=[p for k in keys for p in phantom_paths(k).values()],
+            qc=[L.qc_figure("phantom", k) for k in keys if PHANTOM_QC],
+        log:
+            [L.log(f"phantom/sub-{k}") for k in keys],
+        benchmark:
+            L.benchmark(f"phantom/{batch}")
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=5 + 2 * len(keys),
+        params:
+            batch=keys,
+            root=BIDS_DIR,
+            qc={k: L.qc_figure("phantom", k) for k in keys if PHANTOM_QC},
+            subjects=config["synthetic"]["subjects"],
+            seed=config["synthetic"]["seed"],
+            size=config["synthetic"]["size"],
+            inputs=config["inputs"],
+        script:
+            "../scripts/phantom_batch.py"

@@ -1,83 +1,59 @@
-# Per subject: cord mask (training target), T1w-to-T2w registration with QC gate, resampling to
-# preprocess.spacing_mm (1x1x2 mm, files res-1x1x2), registration QC figure; one registration table.
+# Per batch of subjects (batching.preprocess), for each subject: the 30 mm cord mask (training
+# target), T1w-to-T2w registration with QC gate, resampling to preprocess.spacing_mm (1x1x2 mm, files
+# res-1x1x2) and the registration QC figure; then one registration table.
 
+for batch, keys in PREPROCESS_BATCHES.items():
 
-rule cord_mask:
-    input:
-        centerline=lambda wc: subject_inputs(wc.subject)["centerline"],
-    output:
-        mask=L.cord_mask("{subject}"),
-    log:
-        L.log("preprocess/sub-{subject}_cord-mask"),
-    params:
-        diameter_mm=config["preprocess"]["cord_mask_diameter_mm"],
-    script:
-        "../scripts/cord_mask.py"
-
-
-rule register:
-    input:
-        unpack(get_register_inputs),
-    output:
-        t1w=L.registered_t1w("{subject}"),
-        transform=L.transform("{subject}"),
-        qc=L.registration_qc("{subject}"),
-    log:
-        L.log("preprocess/sub-{subject}_register"),
-    benchmark:
-        L.benchmark("preprocess/sub-{subject}_register")
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=20,
-    params:
-        registration=config["preprocess"]["registration"],
-    script:
-        "../scripts/register.py"
-
-
-rule resample:
-    input:
-        unpack(get_resample_inputs),
-    output:
-        **preproc_paths("{subject}"),
-    log:
-        L.log("preprocess/sub-{subject}_resample"),
-    benchmark:
-        L.benchmark("preprocess/sub-{subject}_resample")
-    resources:
-        mem_mb=4000,
-    params:
-        spacing=config["preprocess"]["spacing_mm"],
-    script:
-        "../scripts/resample.py"
-
-
-rule registration_figure:
-    input:
-        t2w=lambda wc: subject_inputs(wc.subject)["t2w"],
-        t1w=rules.register.output.t1w,
-        qc=rules.register.output.qc,
-        cord=rules.cord_mask.output.mask,
-    output:
-        png=report(
-            L.qc_figure("registration", "{subject}"),
-            caption="../report/registration.rst",
-            category="Registration QC",
-            subcategory="{subject}",
-        ),
-    log:
-        L.log("qc/sub-{subject}_registration"),
-    script:
-        "../scripts/registration_figure.py"
+    rule:
+        name:
+            f"preprocess_{batch}"
+        input:
+            get_preprocess_inputs(keys),
+        output:
+            # first: Snakemake finds a job's producer by trying its outputs in order
+            manifest=L.batch_manifest("preprocess", batch),
+            cord=[L.cord_mask(k) for k in keys],
+            t1w=[L.registered_t1w(k) for k in keys],
+            transform=[L.transform(k) for k in keys],
+            qc=[L.registration_qc(k) for k in keys],
+            working=[p for k in keys for p in preproc_paths(k).values()],
+            figures=[
+                report(
+                    L.qc_figure("registration", k),
+                    caption="../report/registration.rst",
+                    category="Registration QC",
+                    subcategory=k,
+                )
+                for k in keys
+            ],
+        log:
+            [L.log(f"preprocess/sub-{k}") for k in keys],
+        benchmark:
+            L.benchmark(f"preprocess/{batch}")
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=10 + 2 * len(keys),
+        params:
+            subjects={
+                k: {"inputs": preprocess_inputs(k), "outputs": preprocess_outputs(k)}
+                for k in keys
+            },
+            registration=config["preprocess"]["registration"],
+            spacing=config["preprocess"]["spacing_mm"],
+            diameter_mm=config["preprocess"]["cord_mask_diameter_mm"],
+        script:
+            "../scripts/preprocess_batch.py"
 
 
 rule registration_summary:
     input:
-        [L.registration_qc(s) for s in SUBJECTS],
+        batch_manifests("preprocess", SUBJECTS),
     output:
         tsv=L.registration_table(),
     log:
         L.log("qc/registration_summary"),
+    params:
+        qc=[L.registration_qc(s) for s in SUBJECTS],
     script:
         "../scripts/registration_summary.py"

@@ -20,6 +20,7 @@ rule report:
         L.log("report"),
     params:
         subjects=get_report_subjects,
+        grids=[preproc_paths(s)["grid"] for s in SUBJECTS],
         training_logs=training_logs(),
         predictions={s: L.prediction_dir(s, "cascade") for s in SPLITS},
     script:

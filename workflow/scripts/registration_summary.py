@@ -3,5 +3,5 @@ from imsct.preprocess.pipeline import registration_table
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 log = snakemake_log(smk)
-df = registration_table(list(smk.input), smk.output.tsv)
+df = registration_table(list(smk.params.qc), smk.output.tsv)
 log.info("%d subjects; methods: %s", len(df), df["method"].value_counts().to_dict())

@@ -7,7 +7,7 @@ smk = snakemake  # noqa: F821 - injected by Snakemake
 log = snakemake_log(smk)
 inp, p = smk.input, smk.params
 evaluation = {k: getattr(inp, k) for k in ("metrics", "table4", "per_type", "cascade", "summary", "postprocess")}
-report = ReportInputs(participants=inp.cohort, grids=list(inp.grids), registration=inp.registration,
+report = ReportInputs(participants=inp.cohort, grids=list(p.grids), registration=inp.registration,
                       training_logs=p.training_logs, evaluation=evaluation, subjects=p.subjects,
                       predictions=p.predictions)
 out = build_report(report, smk.output.html, Path(smk.output.boxplot).parent)

@@ -172,13 +172,16 @@ def write_subject(out: Path, data: SubjectData, naming: Naming) -> dict[str, Pat
     return paths
 
 
-def generate_subject(out, spec: SubjectSpec, seed: int, size: str, naming: Naming, qc: bool = False):
+def generate_subject(out, spec: SubjectSpec, seed: int, size: str, naming: Naming, qc: bool | str | Path = False):
+    """Write one subject into the dataset ``out``; ``qc``: True (the dataset's derivatives/phantom/qc)
+    or a path writes the QC montage too."""
     data = make_subject(spec, seed, size)
     paths = write_subject(Path(out), data, naming)
     if qc:
         from .qc import montage
 
-        p = Path(out) / "derivatives" / "phantom" / "qc" / f"{spec.participant_id}_qc.png"
+        p = Path(qc) if not isinstance(qc, bool) else (
+            Path(out) / "derivatives" / "phantom" / "qc" / f"{spec.participant_id}_qc.png")
         montage(data, p)
         paths["qc"] = p
     return paths

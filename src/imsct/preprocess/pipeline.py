@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import nibabel as nib
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..bids import subject_session
+from ..classes import LESIONS
 from ..io import ImageError, load_image, load_scan, same_grid, save_nifti, write_json, write_tsv
 from .cordmask import centerline_from_csv, tube_mask
 from .resample import canonical_grid, resample_image, zscore
@@ -96,3 +98,31 @@ def registration_table(qc_files: list[str], out: str) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     write_tsv(df, out)
     return df
+
+
+def preprocess_subject(inputs: dict[str, str], outputs: dict, registration: dict, spacing_si_ap_rl,
+                       diameter_mm: float = 30.0, log=None) -> dict:
+    """Everything the workflow does for one training subject before the models: the ``diameter_mm``
+    cord mask from the centerline, T1w-to-T2w registration (disc labels when given), resampling to
+    the working grid and the registration QC figure.
+
+    ``inputs``: t2w, t1w, centerline, tumor, edema, cavity, optional fixed_discs/moving_discs.
+    ``outputs``: cord, t1w, transform, qc, figure, and ``working`` (the working-grid paths, see
+    :func:`imsct.paths.working_grid_paths`)."""
+    from .qc import registration_figure
+    from .register import RegistrationParams, register_files
+
+    log = log or logging.getLogger(__name__)
+    cord_mask_file(inputs["centerline"], outputs["cord"], diameter_mm)
+    params = RegistrationParams(**{k: v for k, v in registration.items() if k != "use_discs"})
+    use_discs = registration.get("use_discs", True)
+    res = register_files(inputs["t2w"], inputs["t1w"], outputs["t1w"],
+                         inputs.get("fixed_discs") if use_discs else None,
+                         inputs.get("moving_discs") if use_discs else None,
+                         outputs["transform"], outputs["qc"], params)
+    log.info("registration: %s%s in %.1f s", res.method, " (flagged)" if res.flagged else "", res.qc["seconds"])
+    masks = {k: inputs[k] for k in LESIONS} | {"cord": outputs["cord"]}
+    grid = resample_subject(inputs["t2w"], outputs["t1w"], masks, outputs["working"], spacing_si_ap_rl)
+    log.info("working grid %s", grid["working_shape"])
+    registration_figure(inputs["t2w"], outputs["t1w"], outputs["figure"], outputs["qc"], outputs["cord"])
+    return grid

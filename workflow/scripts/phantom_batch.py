@@ -1,0 +1,22 @@
+from pathlib import Path
+
+from imsct.batching import run_batch
+from imsct.bids import Naming
+from imsct.phantom.cohort import generate_subject, plan_cohort
+
+smk = snakemake  # noqa: F821 - injected by Snakemake
+p = smk.params
+specs = {s.participant_id[4:]: s for s in plan_cohort(p.subjects, p.seed)}
+naming = Naming.from_config(p.inputs)
+
+
+def step(key):
+    def run(log):
+        spec = specs[key]
+        generate_subject(Path(p.root), spec, p.seed, p.size, naming, p.qc.get(key, False))
+        log.info("%s (%s, %s) written", spec.participant_id, spec.tumor_type, spec.tumor_region)
+
+    return run
+
+
+run_batch({k: step(k) for k in p.batch}, dict(zip(p.batch, smk.log)), smk.output.manifest)
