@@ -101,12 +101,12 @@ def test_inference_without_a_t1w_feeds_the_zeros_training_drops_to():
 # ---------------------------------------------------------------- segment without a T1w
 @pytest.fixture(scope="module")
 def dropout_model_folder(tiny_models, preprocessed_small, tmp_path_factory):
-    """The tiny cord model with a tumor model trained 2 epochs with modality dropout 0.5, exported."""
+    """The tiny cord model with a tumor model trained 1 epoch with modality dropout 0.5, exported."""
     from imsct.training.export import write_model_folder
     from imsct.training.jobs import train_tumor_model
 
     out = tmp_path_factory.mktemp("dropout")
-    cfg = {**TINY, "max_epochs": 2, "tumor": {**TINY["tumor"], "modality_dropout": 0.5}}
+    cfg = {**TINY, "max_epochs": 1, "tumor": {**TINY["tumor"], "modality_dropout": 0.5}}
     cord = tiny_models[0] / "cord/best.pt"
     train_tumor_model(*split_sets(preprocessed_small), out / "tumor", cfg, str(cord))
     write_model_folder(cord, out / "tumor/best.pt", out / "onnx", "00", cfg)
