@@ -56,35 +56,11 @@ def cohort_copy(small_cohort, tmp_path) -> Path:
 def preprocessed_small(small_cohort, tmp_path_factory) -> dict[str, dict[str, str]]:
     """The small cohort through preprocessing, with the T1w moved by its known (drawn) motion instead
     of registration (registration has its own tests): {subject key: working-grid paths}."""
-    import json
-
-    import nibabel as nib
-    import numpy as np
-
-    from imsct.io import save_nifti
-    from imsct.preprocess.pipeline import cord_mask_file, resample_subject
-    from imsct.preprocess.transforms import resample_to
+    from imsct.phantom.known_motion import preprocess_known_motion
 
     out = tmp_path_factory.mktemp("preprocess")
-    result = {}
-    for sub_dir in sorted(small_cohort.glob("sub-*")):
-        sub = sub_dir.name
-        key = sub[4:]
-        truth = json.loads((small_cohort / "derivatives/phantom" / sub / f"{sub}_truth.json").read_text())
-        t2p = sub_dir / "anat" / f"{sub}_T2w.nii.gz"
-        t2, t1 = nib.load(t2p), nib.load(sub_dir / "anat" / f"{sub}_ce-gad_T1w.nii.gz")
-        moved = resample_to(np.asanyarray(t1.dataobj), t1.affine, t2.shape, t2.affine,
-                            np.asarray(truth["motion"]["t1w_from_t2w_world"]))
-        d = out / sub
-        save_nifti(moved, t2.affine, d / "t1_on_t2.nii.gz")
-        lab = small_cohort / "derivatives/labels" / sub / "anat"
-        cord_mask_file(str(lab / f"{sub}_T2w_label-centerline_mask.nii.gz"), str(d / "cord.nii.gz"))
-        masks = {k: str(lab / f"{sub}_T2w_label-{k}_mask.nii.gz") for k in ("tumor", "edema", "cavity")}
-        masks["cord"] = str(d / "cord.nii.gz")
-        paths = {k: str(d / f"res_{k}.nii.gz") for k in ("t2w", "t1w", "tumor", "edema", "cavity", "cord")}
-        resample_subject(str(t2p), str(d / "t1_on_t2.nii.gz"), masks, {**paths, "grid": str(d / "grid.json")})
-        result[key] = paths
-    return result
+    return {d.name[4:]: preprocess_known_motion(small_cohort, d.name, out / d.name)
+            for d in sorted(small_cohort.glob("sub-*"))}
 
 
 @pytest.fixture(scope="session")

@@ -170,15 +170,28 @@ def cmd_train(args) -> int:
     return 0
 
 
+NO_T1W = "none"  # a `--t1` entry for a subject without a T1w
+
+
+def t1w_paths(t2: list[str], t1: list[str] | None) -> list[str | None]:
+    """The T1w of each T2w (None: T2w only): ``--t1`` left out = no subject has one; otherwise one entry
+    per T2w, in the same order, ``none`` for a subject without one."""
+    if t1 is None:
+        return [None] * len(t2)
+    if len(t1) != len(t2):
+        raise ValueError(f"--t2 names {len(t2)} image(s) but --t1 {len(t1)}: give one T1w per T2w in the same "
+                         f"order ('{NO_T1W}' for a subject without one), or leave --t1 out to segment on T2w alone")
+    return [None if p.lower() == NO_T1W else p for p in t1]
+
+
 def cmd_segment(args) -> int:
     """One subject or many: the model sessions are opened once and serve every pair; a subject that
-    fails is reported and skipped, the others are still segmented."""
+    fails is reported and skipped, the others are still segmented. A subject without a T1w is
+    segmented on its T2w alone."""
     from .inference.predictor import Predictor, SegmentOptions, write_segmentation
     from .io import ImageError, load_scan
 
-    if len(args.t2) != len(args.t1):
-        raise ValueError(f"--t2 names {len(args.t2)} image(s) but --t1 {len(args.t1)}: give one T1w per T2w, "
-                         "in the same order")
+    t1_paths = t1w_paths(args.t2, args.t1)
     min_vol = {}
     for item in args.min_volume or []:
         name, _, value = item.partition("=")
@@ -188,13 +201,16 @@ def cmd_segment(args) -> int:
                           cord_threshold=args.cord_threshold, min_volume_mm3=min_vol,
                           exclusive=None if args.classes is None else args.classes == "exclusive")
     # one subject: its scans are checked before the models load, and an error stops the command
-    first = (load_scan(args.t2[0]), load_scan(args.t1[0])) if len(args.t2) == 1 else None
+    def scans(t2_path, t1_path):
+        return load_scan(t2_path), None if t1_path is None else load_scan(t1_path)
+
+    first = scans(args.t2[0], t1_paths[0]) if len(args.t2) == 1 else None
     predictor = Predictor(args.model, device=args.device, threads=args.threads)
     failed = []
     t0 = time.perf_counter()
-    for t2_path, t1_path in zip(args.t2, args.t1):
+    for t2_path, t1_path in zip(args.t2, t1_paths):
         try:
-            seg = predictor.segment(*(first or (load_scan(t2_path), load_scan(t1_path))), opts)
+            seg = predictor.segment(*(first or scans(t2_path, t1_path)), opts)
         except (ImageError, ValueError, RuntimeError, OSError) as exc:
             if first is not None:
                 raise
@@ -204,6 +220,7 @@ def cmd_segment(args) -> int:
         paths = write_segmentation(seg, t2_path, args.out)
         secs = seg.provenance["seconds"]
         note = " (no cord found: whole field of view)" if seg.provenance["cord_fallback_whole_fov"] else ""
+        note += " (T2w only)" if seg.provenance["t1w_missing"] else ""
         print(f"wrote {len(paths)} masks of {t2_path} to {args.out} in {sum(secs.values()):.1f} s{note}")
     done = len(args.t2) - len(failed)
     if len(args.t2) > 1:
@@ -319,9 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", choices=("auto", "cpu", "cuda"))
     t.set_defaults(func=cmd_train)
 
-    g = sub.add_parser("segment", help="segment tumor, edema and cavity of one subject with trained models")
+    g = sub.add_parser("segment", help="segment tumor, edema and cavity of one subject with trained models "
+                       "(T2w + T1w, or T2w alone)")
     g.add_argument("--t2", required=True, nargs="+", help="T2w image(s); several = several subjects")
-    g.add_argument("--t1", required=True, nargs="+", help="gadolinium-enhanced T1w, one per T2w, same order")
+    g.add_argument("--t1", nargs="+", help=f"gadolinium-enhanced T1w, one per T2w, same order; '{NO_T1W}' for a "
+                   "subject without one; left out: every subject on its T2w alone (the sidecar says so)")
     g.add_argument("--model", required=True, nargs="+", help="model folder(s); several are averaged")
     g.add_argument("--out", required=True, help="output folder")
     g.add_argument("--no-cascade", action="store_true", help="tumor model on the whole image (single step)")

@@ -11,7 +11,9 @@ are converted with :func:`paper_to_array`; safety factors are named by axis (``s
   x1.2 anterior-posterior, x1.0 right-left); where the box is smaller than a patch, the real image
   around it is taken, up to one patch (ivadomed's ``max(box, patch)``), kept inside the image; only
   where the image itself is smaller than a patch is it zero-padded (:func:`tumor_region`). The
-  single-step baseline uses the whole image through the same function.
+  single-step baseline uses the whole image through the same function. Channels T2w, T1w; without a
+  T1w its channel is zeros, the mean of a z-scored image, as ``training.tumor.modality_dropout``
+  shows it in training.
 """
 
 from __future__ import annotations
@@ -119,11 +121,14 @@ def cord_network_input(t2w: np.ndarray, patch_xyz) -> tuple[np.ndarray, tuple[in
     return center_crop_pad(np.asarray(t2w, np.float32)[None], patch_xyz)
 
 
-def tumor_network_input(t2w: np.ndarray, t1w: np.ndarray, crop_mask: np.ndarray | None, safety_xyz,
+def tumor_network_input(t2w: np.ndarray, t1w: np.ndarray | None, crop_mask: np.ndarray | None, safety_xyz,
                         patch_xyz) -> tuple[np.ndarray, tuple[int, ...], tuple[slice, ...] | None]:
     """(2, *size) float32 input of the tumor model (channels T2w, T1w: the published order), its
-    starts in the image, and the grown cord box (None = the whole image: no cord, or single step)."""
+    starts in the image, and the grown cord box (None = the whole image: no cord, or single step).
+    ``t1w`` None (no T1w): that channel is zeros."""
     shape = t2w.shape
+    if t1w is None:
+        t1w = np.zeros(shape, np.float32)
     box = cord_bbox(crop_mask, safety_xyz) if crop_mask is not None else None
     starts = tumor_region(box, shape, patch_xyz)
     size = tumor_region_size(box, shape, patch_xyz)

@@ -4,6 +4,11 @@ postprocess, and bring every result back onto the T2w's own grid.
 
 One :class:`Predictor` loads each model folder once (one onnxruntime session per model) and serves
 any number of subjects.
+
+Without a T1w (many patients have no gadolinium scan; paper 4.5.2) there is no registration and the
+tumor model's T1w channel is zeros: after z-scoring, the channel's mean, which is what training with
+``training.tumor.modality_dropout`` shows it. The sidecar says which contrasts were used, and warns
+when the tumor model was never trained without a T1w.
 """
 
 from __future__ import annotations
@@ -69,6 +74,8 @@ class Predictor:
         first = self.meta[0]
         self.spacing = tuple(first["spacing_si_ap_rl_mm"])
         self.trained_on = first["tumor"].get("input", "cord_crop")
+        # folders written before modality dropout existed have no entry: trained with both contrasts
+        self.modality_dropout = [float(m["tumor"].get("modality_dropout", 0.0)) for m in self.meta]
 
     # what every folder of an ensemble must share: the grid and what the networks see
     _GEOMETRY = (("spacing_si_ap_rl_mm",), ("cord", "patch_si_ap_rl"), ("tumor", "patch_si_ap_rl"),
@@ -112,10 +119,10 @@ class Predictor:
             probs.append(uncrop(p, starts, t2w.shape))
         return np.mean(probs, axis=0)
 
-    def tumor_input(self, w2: np.ndarray, w1: np.ndarray, cord: np.ndarray | None):
+    def tumor_input(self, w2: np.ndarray, w1: np.ndarray | None, cord: np.ndarray | None):
         """The tumor model's input ((2, *size): T2w, T1w), its starts on the working grid and the grown
         cord box: built by :func:`imsct.crops.tumor_network_input`, as in training. ``cord`` None or
-        empty = the whole image."""
+        empty = the whole image; ``w1`` None = no T1w (its channel zeros)."""
         t = self.meta[0]["tumor"]
         crop = cord if cord is not None and cord.any() else None
         return tumor_network_input(w2, w1, crop, safety_to_array(t["safety_factor"]),
@@ -140,12 +147,26 @@ class Predictor:
         m = reg.matrix if reg is not None else np.eye(4)
         return resample_to(np.asarray(t1.dataobj), t1.affine, t2.shape, t2.affine, m), reg
 
-    def to_working_grid(self, t2: nib.Nifti1Image, t1_on_t2: np.ndarray):
-        """Both images resampled to the RAS working grid and z-scored; with the grid's shape and affine."""
+    def to_working_grid(self, t2: nib.Nifti1Image, t1_on_t2: np.ndarray | None):
+        """Both images resampled to the RAS working grid and z-scored; with the grid's shape and affine.
+        No T1w: ``w1`` None (:func:`imsct.crops.tumor_network_input` then feeds zeros)."""
         shape, aff = canonical_grid(t2.shape, t2.affine, self.spacing)
         w2 = zscore(resample_image(np.asarray(t2.dataobj), t2.affine, shape, aff))
-        w1 = zscore(resample_image(t1_on_t2, t2.affine, shape, aff))
+        w1 = None if t1_on_t2 is None else zscore(resample_image(t1_on_t2, t2.affine, shape, aff))
         return w2, w1, shape, aff
+
+    def contrast_provenance(self, has_t1: bool) -> dict:
+        """Which contrasts the tumor model saw, how its folders were trained for a missing T1w, and a
+        warning (also logged) when a T2w-only subject meets a model trained only with both contrasts."""
+        untrained = [str(f) for f, p in zip(self.folders, self.modality_dropout) if p <= 0]
+        warnings = []
+        if not has_t1 and untrained:
+            warnings.append(f"no T1w: the T1w channel is zeros, but the tumor model of {', '.join(untrained)} was "
+                            "trained without modality dropout (it always saw a T1w); expect a poorer segmentation")
+            log.warning(warnings[-1])
+        return {"contrasts": ["T2w", "T1w"] if has_t1 else ["T2w"], "t1w_missing": not has_t1,
+                "modality_dropout": list(self.modality_dropout), "trained_for_missing_t1w": not untrained,
+                "warnings": warnings}
 
     def locate_cord(self, w2: np.ndarray, threshold: float) -> np.ndarray:
         """The cord mask on the working grid: the ensemble's probability thresholded, largest component."""
@@ -176,19 +197,25 @@ class Predictor:
     def to_native(masks: dict, aff, t2: nib.Nifti1Image) -> dict[str, np.ndarray]:
         return {k: to_native(v.astype(np.uint8), aff, t2.shape[:3], t2.affine, "mask") for k, v in masks.items()}
 
-    def segment(self, t2: nib.Nifti1Image, t1: nib.Nifti1Image, opts: SegmentOptions | None = None) -> Segmentation:
+    def segment(self, t2: nib.Nifti1Image, t1: nib.Nifti1Image | None = None,
+                opts: SegmentOptions | None = None) -> Segmentation:
         """Register, resample, locate the cord, crop and segment the tumor, postprocess, back to the
-        T2w's grid; each step timed (``provenance["seconds"]``)."""
+        T2w's grid; each step timed (``provenance["seconds"]``). ``t1`` None: T2w only (no
+        registration, the T1w channel zeros; see :meth:`contrast_provenance`)."""
         from ..io import check_scan
 
         check_scan(t2, t2.get_filename() or "T2w")
-        check_scan(t1, t1.get_filename() or "T1w")
+        if t1 is not None:
+            check_scan(t1, t1.get_filename() or "T1w")
         o = opts or SegmentOptions()
         cascade = self.resolve_cascade(o.cascade)
         cord_thr = self.meta[0]["cord"]["threshold"] if o.cord_threshold is None else o.cord_threshold
+        contrasts = self.contrast_provenance(t1 is not None)
         timer = _Timer()
-        with timer("register"):
-            t1_on_t2, reg = self.register_t1(t2, t1, o.register)
+        t1_on_t2, reg = None, None
+        if t1 is not None:
+            with timer("register"):
+                t1_on_t2, reg = self.register_t1(t2, t1, o.register)
         with timer("resample"):
             w2, w1, shape, aff = self.to_working_grid(t2, t1_on_t2)
         cord = None
@@ -216,7 +243,7 @@ class Predictor:
                 "model_sha256": [m["tumor"]["sha256"] for m in self.meta],
                 "registration": None if reg is None else {"method": reg.method, "flagged": reg.flagged,
                                                            "transform_ras": reg.matrix.round(6).tolist()},
-                "seconds": timer.rounded(), "seconds_outside_pipeline": timer.rounded(outside=True)}
+                **contrasts, "seconds": timer.rounded(), "seconds_outside_pipeline": timer.rounded(outside=True)}
         return Segmentation(native, t2.affine, prov, alt)
 
 

@@ -15,6 +15,9 @@ transform is built in millimetres (voxel spacing included, so a rotation is a ro
 anisotropic 1x1x2 mm grid) and applied with torch's ``affine_grid``/``grid_sample`` (what torchio and
 MONAI use underneath) so it runs on the training device without another dependency; labels are
 resampled linearly and thresholded at 0.5, like the masks in preprocessing.
+
+Not in the paper (section 4.5.2 names it as future work): :func:`drop_modality` zeroes the T1w channel of
+a share of the samples, so one tumor model also serves patients without a gadolinium T1w.
 """
 
 from __future__ import annotations
@@ -81,4 +84,21 @@ def augment_windows(x: torch.Tensor, y: torch.Tensor, windows, generator: torch.
         grid = F.affine_grid(t[None], [1, 1, *shape], align_corners=False)[(slice(None),) + tuple(w)]
         s = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
         out.append((s[:x.shape[0]].to(x.dtype), (s[x.shape[0]:] >= 0.5).to(y.dtype)))
+    return out
+
+
+def drop_modality(samples: list, probability: float, generator: torch.Generator, channel: int = 1) -> list:
+    """Modality dropout: each sample's input ``channel`` (the T1w) set to 0 with ``probability``,
+    targets and the other channels untouched. The inputs are z-scored, so 0 is the channel's mean:
+    what inference feeds the tumor model when a subject has no T1w. Draws nothing at probability 0, so
+    the published recipe's random stream (and its checkpoints) stay as they were."""
+    if probability <= 0 or not samples:
+        return samples
+    drop = (torch.rand(len(samples), generator=generator) < probability).tolist()
+    out = []
+    for (x, y), d in zip(samples, drop):
+        if d:
+            x = x.clone()
+            x[channel] = 0
+        out.append((x, y))
     return out

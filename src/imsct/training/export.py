@@ -93,7 +93,7 @@ def export_model_folder(cord_pt, tumor_pt, out_dir, split: str, spacing_si_ap_rl
                         postprocess: dict | None = None) -> dict:
     """A self-contained model folder: ``cord.onnx``, ``tumor.onnx`` and ``model.json`` with everything
     inference needs (grid, orientation, patches, safety factor, classes, channel order,
-    normalisation, thresholds, split, package version, file hashes)."""
+    normalisation, thresholds, split, package version, file hashes, the tumor model's modality dropout)."""
     from .. import __version__
     from .loop import load_model
 
@@ -111,6 +111,8 @@ def export_model_folder(cord_pt, tumor_pt, out_dir, split: str, spacing_si_ap_rl
                       "downsamplings": cfg["downsamplings"],
                       "size_multiple": model.size_multiple, "threshold": 0.5, "parity": report,
                       "checkpoint_sha256": sha256(pt)}
+        if kind == "tumor":  # inference warns when a T2w-only subject meets a model never trained for it
+            meta[kind]["modality_dropout"] = float(cfg.get("modality_dropout", 0.0))
     return meta
 
 

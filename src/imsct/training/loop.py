@@ -21,7 +21,7 @@ import torch
 from ..io import atomic_path, write_json, write_tsv
 from ..models.unet3d import ModifiedUNet3D, count_parameters
 from ..viz import save_figure
-from .augment import augment_windows
+from .augment import augment_windows, drop_modality
 from .losses import dice_loss
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ class TrainConfig:
     # nnU-Net-style: this fraction of each batch is drawn among patches holding target voxels (0 = the
     # paper: every patch once per epoch, in random order)
     lesion_oversampling: float = 0.0
+    # not in the paper (4.5.2): probability that a training sample's T1w channel is zeroed (0 = the paper)
+    modality_dropout: float = 0.0
     max_epoch_seconds: float | None = None  # stop an epoch early on slow machines (demo); None = off
 
 
@@ -72,13 +74,14 @@ def _stack(samples, idx):
 
 def epoch_patches(crops, cfg: TrainConfig, gen: torch.Generator, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Every window of every crop, each window with a fresh random affine of its whole crop (on
-    ``device``), as ivadomed samples sub-volumes."""
+    ``device``), as ivadomed samples sub-volumes; then, with ``modality_dropout``, some samples lose
+    their T1w channel (:func:`imsct.training.augment.drop_modality`)."""
     out = []
     for c in crops:
         x = torch.from_numpy(c.x.astype(np.float32)).to(device)
         y = torch.from_numpy(c.y.astype(np.float32)).to(device)
         out += augment_windows(x, y, c.windows, gen, cfg.spacing_xyz, **cfg.augment)
-    return out
+    return drop_modality(out, cfg.modality_dropout, gen)
 
 
 def batch_order(patches, cfg: TrainConfig, gen: torch.Generator) -> list[list[int]]:
@@ -127,6 +130,9 @@ def train(cfg: TrainConfig, train_crops: list, val_crops: list, out_dir) -> dict
     if not train_crops or not val_samples:
         raise ValueError(f"{cfg.kind} model: need training and validation samples "
                          f"(got {len(train_crops)} and {len(val_samples)})")
+    if not 0 <= cfg.modality_dropout <= 1 or (cfg.modality_dropout and cfg.in_channels < 2):
+        raise ValueError(f"{cfg.kind} model: modality_dropout {cfg.modality_dropout} must be a probability, and "
+                         f"needs a T1w channel (this model has {cfg.in_channels} input channel(s))")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
@@ -226,6 +232,8 @@ def _fingerprint(cfg: TrainConfig, train_samples, val_samples) -> str:
     import json
 
     settings = {k: v for k, v in _plain(cfg).items() if k not in ("threads", "device", "max_epoch_seconds")}
+    if not settings["modality_dropout"]:  # added later: without it, earlier checkpoints still resume
+        del settings["modality_dropout"]
     settings["data_layout"] = "crops/3"  # a fresh crop affine per window (checkpoints of patch-level training differ)
     h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     for samples in (train_samples, val_samples):
