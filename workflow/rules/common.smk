@@ -1,10 +1,13 @@
 # Config validation, the cohort (known at parse time, no checkpoint) and input functions.
+import dataclasses
 import logging
+import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from imsct.bids import Naming, discover_cached
+from imsct.apply.models import resolve_models
+from imsct.bids import Naming, discover_cached, scan_dir, scan_key
 from imsct.classes import CLASSES, LESIONS, OUTPUTS
 from imsct.config import training_recipe, validate_config
 from imsct.phantom.cohort import participants_table, plan_cohort
@@ -57,16 +60,29 @@ else:
         logging.getLogger("imsct").warning(
             "%d subject(s) excluded, see %s/cohort/excluded.tsv", len(EXCLUDED), RESULTS
         )
-    COHORT["key"] = [
-        s if not isinstance(ses, str) or not ses else f"{s}_ses-{ses}"
-        for s, ses in zip(COHORT["subject"], COHORT["session"].fillna(""))
-    ]
+    COHORT["key"] = [scan_key(s, ses) for s, ses in zip(COHORT["subject"], COHORT["session"])]
     ROWS = {r["key"]: r for r in COHORT.to_dict("records")}
     SUBJECTS = sorted(ROWS)
 
+# The cohort `snakemake apply` segments (workflow/rules/apply.smk): every scan with a T2w, by the same
+# discovery with only the T2w required (a T1w and disc labels are used where present).
+if SYNTHETIC:
+    APPLY_ROWS = {k: {"participant_id": f"sub-{k}", "session": None} for k in SUBJECTS}
+else:
+    _APPLY, _ = discover_cached(
+        BIDS_DIR,
+        dataclasses.replace(NAMING, required=("t2w",)),
+        f"{RESULTS}/.cache",
+        trust_cache=not workflow.is_main_process,
+    )
+    APPLY_ROWS = {
+        scan_key(r["subject"], r["session"]): r for r in _APPLY.to_dict("records")
+    }
+APPLY_SCANS = {scan_dir(k): k for k in sorted(APPLY_ROWS)}  # sub-01/ses-02 -> 01_ses-02
+
 
 wildcard_constraints:
-    subject="|".join(SUBJECTS) if SUBJECTS else "NO_SUBJECT",
+    subject="|".join(sorted(set(SUBJECTS) | set(APPLY_ROWS))) or "NO_SUBJECT",
 
 
 def phantom_paths(subject):
@@ -176,7 +192,11 @@ def subject_inputs(subject):
 
 
 def get_register_inputs(wildcards):
-    files = subject_inputs(wildcards.subject)
+    return register_inputs(subject_inputs(wildcards.subject))
+
+
+def register_inputs(files):
+    """The register rule's inputs from a scan's files (training's or apply's)."""
     out = {"t2w": files["t2w"], "t1w": files["t1w"]}
     if (
         config["preprocess"]["registration"]["use_discs"]
@@ -310,3 +330,59 @@ def get_final_outputs():
                 ]
     outs += [L.evaluation("summary.md"), L.report()]
     return outs
+
+
+# -- apply: a new cohort segmented by trained models (workflow/rules/apply.smk)
+# The ensemble: the `models` config key, or this run's own split models.
+APPLY_MODELS = resolve_models(config["models"], [L.model_folder(s) for s in SPLITS])
+LA = L.apply_preprocess()  # apply's registrations, apart from the training cohort's
+
+
+def apply_inputs(key):
+    """A scan's input files (t2w, t1w, discs, t1w_discs, where present) for apply."""
+    if SYNTHETIC:
+        files = phantom_paths(key)
+    else:
+        files = {k: v for k, v in APPLY_ROWS[key].items() if isinstance(v, str)}
+    return {k: files[k] for k in ("t2w", "t1w", "discs", "t1w_discs") if k in files}
+
+
+def get_apply_register_inputs(wildcards):
+    return register_inputs(apply_inputs(wildcards.subject))
+
+
+def get_apply_models(wildcards=None):
+    if not APPLY_MODELS:
+        raise WorkflowError(
+            f"models: no model folder (model.json, or split-*/onnx/model.json) in {config['models']}"
+        )
+    return APPLY_MODELS
+
+
+def get_apply_segment_inputs(wildcards):
+    key = APPLY_SCANS[wildcards.scan]
+    files = apply_inputs(key)
+    out = {"t2w": files["t2w"], "models": get_apply_models()}
+    if "t1w" in files:  # a scan without a T1w is recorded as skipped (imsct.apply.segment)
+        out |= {"t1w": LA.registered_t1w(key), "qc": LA.registration_qc(key)}
+    return out
+
+
+def apply_discs():
+    """Scan key -> its disc labels on the T2w grid (None without)."""
+    return {k: apply_inputs(k).get("discs") for k in APPLY_ROWS}
+
+
+def apply_sessions():
+    """The sessions tables (acq_time) of participants scanned in sessions."""
+    if SYNTHETIC:
+        return []
+    pids = {r["participant_id"] for r in APPLY_ROWS.values() if isinstance(r.get("session"), str)}
+    paths = [Path(BIDS_DIR, p, f"{p}_sessions.tsv") for p in sorted(pids)]
+    return [str(p) for p in paths if p.is_file()]
+
+
+def apply_followup_participants():
+    """Participants with several sessions: one growth plot each."""
+    pids = [APPLY_ROWS[k]["participant_id"] for k in APPLY_ROWS if "_ses-" in k]
+    return sorted({p for p in pids if pids.count(p) > 1})
