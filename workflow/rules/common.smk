@@ -60,7 +60,9 @@ else:
         logging.getLogger("imsct").warning(
             "%d subject(s) excluded, see %s/cohort/excluded.tsv", len(EXCLUDED), RESULTS
         )
-    COHORT["key"] = [scan_key(s, ses) for s, ses in zip(COHORT["subject"], COHORT["session"])]
+    COHORT["key"] = [
+        scan_key(s, ses) for s, ses in zip(COHORT["subject"], COHORT["session"])
+    ]
     ROWS = {r["key"]: r for r in COHORT.to_dict("records")}
     SUBJECTS = sorted(ROWS)
 
@@ -363,7 +365,9 @@ def get_apply_segment_inputs(wildcards):
     key = APPLY_SCANS[wildcards.scan]
     files = apply_inputs(key)
     out = {"t2w": files["t2w"], "models": get_apply_models()}
-    if "t1w" in files:  # a scan without a T1w is recorded as skipped (imsct.apply.segment)
+    if (
+        "t1w" in files
+    ):  # a scan without a T1w is recorded as skipped (imsct.apply.segment)
         out |= {"t1w": LA.registered_t1w(key), "qc": LA.registration_qc(key)}
     return out
 
@@ -377,7 +381,11 @@ def apply_sessions():
     """The sessions tables (acq_time) of participants scanned in sessions."""
     if SYNTHETIC:
         return []
-    pids = {r["participant_id"] for r in APPLY_ROWS.values() if isinstance(r.get("session"), str)}
+    pids = {
+        r["participant_id"]
+        for r in APPLY_ROWS.values()
+        if isinstance(r.get("session"), str)
+    }
     paths = [Path(BIDS_DIR, p, f"{p}_sessions.tsv") for p in sorted(pids)]
     return [str(p) for p in paths if p.is_file()]
 
