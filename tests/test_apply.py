@@ -1,0 +1,232 @@
+"""`snakemake apply`: trained models on a new, unlabeled cohort (volumetry, follow-up, agreement, report),
+and the measurements it is built from."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from imsct.apply.followup import followup_table, read_sessions
+from imsct.apply.levels import disc_name, disc_heights, span
+from imsct.apply.volumetry import measure, volume_within
+from imsct.inference.uncertainty import ensemble_agreement, pairwise_dice
+
+REPO = Path(__file__).resolve().parents[1]
+
+# An oblique, flipped, permuted grid (voxel axes: i anterior-ish, j inferior, k left): nothing may
+# assume RAS or an axis order.
+_R = np.array([[0.0, 0.0, -1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+_TILT = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(0.2), -np.sin(0.2)], [0.0, np.sin(0.2), np.cos(0.2)]])
+AFFINE = np.eye(4)
+AFFINE[:3, :3] = _TILT @ _R @ np.diag([0.5, 2.0, 0.8])
+AFFINE[:3, 3] = [10.0, -20.0, 300.0]
+
+
+def test_measure_on_an_oblique_grid():
+    mask = np.zeros((20, 40, 10), bool)
+    mask[5:8, 10:15, 2:5] = True  # 45 voxels, rows j 10..14
+    mask[5:8, 30:32, 2:5] = True  # a second lesion, 18 voxels
+    m = measure(mask, AFFINE)
+    voxel = 0.5 * 2.0 * 0.8
+    assert m["volume_cm3"] == pytest.approx(63 * voxel / 1000, abs=1e-4) and m["n_lesions"] == 2
+    # superior coordinate of voxel centres: z = A[2] @ ijk + t; extent adds half a voxel's projection each side
+    ijk = np.argwhere(mask)
+    z = ijk @ AFFINE[2, :3] + AFFINE[2, 3]
+    half = 0.5 * np.abs(AFFINE[2, :3]).sum()
+    assert m["si_extent_mm"] == pytest.approx(z.max() - z.min() + 2 * half, abs=0.01)
+    assert m["si_top_mm"] == pytest.approx(z.max() + half, abs=0.01)
+    assert measure(np.zeros_like(mask), AFFINE)["volume_cm3"] == 0 and measure(np.zeros_like(mask), AFFINE)[
+        "n_lesions"] == 0
+    # the cord within the lesion's extent: only the voxel rows between its top and bottom
+    cord = np.zeros_like(mask)
+    cord[10:12, :, 5] = True
+    inside = ((np.argwhere(cord) @ AFFINE[2, :3] + AFFINE[2, 3]) >= m["si_bottom_mm"]) & (
+        (np.argwhere(cord) @ AFFINE[2, :3] + AFFINE[2, 3]) <= m["si_top_mm"])
+    assert volume_within(cord, AFFINE, m["si_bottom_mm"], m["si_top_mm"]) == pytest.approx(
+        inside.sum() * voxel / 1000, abs=1e-4)
+
+
+def test_vertebral_levels_from_disc_labels_in_world_coordinates():
+    assert (disc_name(3), disc_name(9), disc_name(25)) == ("C2/C3", "T1/T2", "L5/S1")
+    labels = np.zeros((20, 60, 10), np.uint8)
+    for n, j in ((3, 10), (4, 25), (5, 40)):  # j grows inferiorly: disc 3 highest
+        labels[4, j, 5] = n
+    heights = disc_heights(nib.Nifti1Image(labels, AFFINE))
+    assert heights[3] > heights[4] > heights[5]
+    # an extent from just below disc 3 down past disc 4: C3 to C4, one disc (C3/C4) inside
+    discs, levels = span(heights[4] - 3, heights[3] - 1, heights)
+    assert (discs, levels) == ("C3/C4", "C3-C4")
+    discs, levels = span(heights[5] - 1, heights[3] + 1, heights)  # above disc 3: C2
+    assert (discs, levels) == ("C2/C3,C3/C4,C4/C5", "C2-C5")
+    assert span(0, 1, {}) == ("", "")
+
+
+def test_agreement_of_an_ensemble():
+    a = np.zeros((4, 10, 10, 10), np.float32)
+    a[:, 2:6, 2:6, 2:6] = 0.9
+    b = a.copy()
+    b[:, 2:6, 2:6, 2:4] = 0.2  # the second model finds half of it
+    agree = ensemble_agreement([a, a], ["tumor", "edema", "cavity", "wholetumor"], 0.5)
+    assert agree["wholetumor"] == {"dice": 1.0, "std": 0.0}
+    half = ensemble_agreement([a, b], ["tumor", "edema", "cavity", "wholetumor"], 0.5)["wholetumor"]
+    assert half["dice"] == pytest.approx(2 * 32 / (64 + 32), abs=1e-4) and half["std"] > 0.1
+    assert pairwise_dice([a[0] > 0.5]) is None and pairwise_dice([a[0] < 0, a[0] < 0]) == 1.0
+
+
+def test_followup_arithmetic(tmp_path):
+    vol = pd.DataFrame([
+        {"participant_id": "sub-1", "session_id": s, "status": "ok", "class": "tumor", "volume_cm3": v}
+        for s, v in (("ses-b", 3.0), ("ses-a", 2.0), ("ses-c", 0.0))])
+    (tmp_path / "sub-1_sessions.tsv").write_text(
+        "session_id\tacq_time\nses-a\t2020-01-01T00:00:00\nses-b\t2021-01-01T00:00:00\nses-c\t2021-07-02T12:00:00\n")
+    f = followup_table(vol, read_sessions([str(tmp_path / "sub-1_sessions.tsv")]))
+    assert list(f["from_session"]) == ["ses-a", "ses-b"] and list(f["change_cm3"]) == [1.0, -3.0]
+    assert list(f["change_percent"]) == [50.0, -100.0]
+    assert f["days"].tolist() == [366.0, 182.5]
+    assert f["change_cm3_per_year"].tolist() == pytest.approx([365.25 / 366, -3 * 365.25 / 182.5], abs=1e-4)
+    # without acquisition times: session order, no rate
+    f = followup_table(vol, read_sessions([]))
+    assert list(f["to_session"]) == ["ses-b", "ses-c"] and f["change_cm3_per_year"].isna().all()
+
+
+# --------------------------------------------------------------------------- the workflow
+
+
+@pytest.fixture(scope="module")
+def new_cohort(tmp_path_factory) -> Path:
+    """Four participants of the tiny models' cohort (seed 11) as a new dataset without lesion labels:
+    sub-001 in two sessions (lesions grown 1.5 times, 180 days apart) with disc labels, sub-002 plain,
+    sub-003 without a T1w, sub-004 with an unreadable T2w."""
+    from imsct.cli import main
+
+    out = tmp_path_factory.mktemp("apply") / "bids"
+    assert main(["phantom", str(out), "--subjects", "8", "--seed", "11", "--size", "small", "--only", "sub-001",
+                 "sub-002", "sub-003", "sub-004", "--followup", "sub-001", "--growth", "1.0", "1.5",
+                 "--jobs", "2"]) == 0
+    labels = out / "derivatives" / "labels"
+    for p in labels.rglob("*.nii.gz"):
+        if "discs" not in p.name or "sub-001" not in p.name:
+            p.unlink()
+    (out / "sub-003/anat/sub-003_ce-gad_T1w.nii.gz").unlink()
+    (out / "sub-004/anat/sub-004_T2w.nii.gz").write_bytes(b"not a NIfTI file")
+    return out
+
+
+@pytest.fixture(scope="module")
+def split_models(tiny_models, tiny_model_folder, tmp_path_factory) -> Path:
+    """A models folder as training writes it: split-00 (best checkpoints) and split-01 (last epoch)."""
+    from helpers import TINY
+
+    from imsct.training.export import write_model_folder
+
+    root = tmp_path_factory.mktemp("models")
+    shutil.copytree(tiny_model_folder, root / "split-00" / "onnx")
+    write_model_folder(tiny_models[0] / "cord/last.pt", tiny_models[0] / "tumor/last.pt", root / "split-01" / "onnx",
+                       "01", TINY)
+    return root
+
+
+def _truth(cohort: Path, scan: str) -> dict:
+    """The phantom's class volumes (cm3) of a scan (``sub-001_ses-02``), with the whole tumor."""
+    v = json.loads((cohort / "derivatives/phantom" / scan.replace("_", "/") / f"{scan}_truth.json").read_text())
+    return {**v["volumes_cm3"], "wholetumor": sum(v["volumes_cm3"].values())}
+
+
+def test_apply_on_a_new_cohort(new_cohort, split_models, tmp_path):
+    from test_workflow import job_counts, snakemake
+
+    over = tmp_path / "apply.yaml"
+    over.write_text("apply: {probabilities: true, agreement_threshold: 0.7}\n")
+    args = ["--cores", "2", "apply", "--configfile", "config/config.yaml", str(over), "--config",
+            f"results={tmp_path}/results", f"resources={tmp_path}/resources", f"bids_dir={new_cohort}",
+            f"models={split_models}"]
+    r = snakemake("-n", *args)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    counts = job_counts(r.stdout)
+    # registration for the scans with a T1w (the unreadable one too: it is recorded, not fatal); nothing trains
+    assert counts["apply_register"] == 4 and counts["apply_segment"] == 5 and "train_cord" not in counts
+    r = snakemake(*args)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    res = tmp_path / "results" / "apply"
+    deriv = res / "derivatives" / "imsct"
+    desc = json.loads((deriv / "dataset_description.json").read_text())
+    assert desc["DatasetType"] == "derivative" and [m["split"] for m in desc["imsct_models"]] == ["00", "01"]
+    for scan, anat in (("sub-001_ses-01", "sub-001/ses-01/anat"), ("sub-001_ses-02", "sub-001/ses-02/anat"),
+                       ("sub-002", "sub-002/anat")):
+        t2 = nib.load(next((new_cohort / anat).glob("*_T2w.nii.gz")))
+        for cls in ("tumor", "edema", "cavity", "wholetumor", "cord"):
+            m = nib.load(deriv / anat / f"{scan}_label-{cls}_mask.nii.gz")
+            assert m.shape == t2.shape and np.allclose(m.affine, t2.affine)
+            assert json.loads((deriv / anat / f"{scan}_label-{cls}_mask.json").read_text())["Sources"]
+        p = np.asanyarray(nib.load(deriv / anat / f"{scan}_label-wholetumor_probseg.nii.gz").dataobj)
+        assert p.shape == t2.shape and 0 <= p.min() and p.max() <= 1
+    assert not list((deriv / "sub-003").rglob("*.nii.gz")) and not list((deriv / "sub-004").rglob("*.nii.gz"))
+
+    vol = pd.read_csv(res / "volumes.tsv", sep="\t", dtype={"key": str})
+    status = vol.drop_duplicates("key").set_index("key")["status"]
+    assert status["003"] == "skipped: no T1w" and status["004"].startswith("skipped: ") and "004" in status["004"]
+    ok = vol[vol["status"] == "ok"].set_index(["key", "class"])
+    assert len(ok) == 3 * 4
+    for key, scan in (("001_ses-01", "sub-001_ses-01"), ("001_ses-02", "sub-001_ses-02"), ("002", "sub-002")):
+        truth = _truth(new_cohort, scan)
+        # the tiny models (a few epochs, a few hundred weights) find the whole tumor to within half its volume
+        pred = ok.loc[(key, "wholetumor"), "volume_cm3"]
+        assert abs(pred - truth["wholetumor"]) <= 0.5 * truth["wholetumor"], (key, pred, truth)
+        assert ok.loc[(key, "wholetumor"), "n_lesions"] >= 1 and ok.loc[(key, "wholetumor"), "si_extent_mm"] > 5
+        assert ok.loc[(key, "wholetumor"), "cord_volume_cm3"] > 0
+        assert 0 <= ok.loc[(key, "wholetumor"), "agreement_dice"] <= 1
+    # disc labels only for sub-001: its levels are named, sub-002's are not
+    assert re.fullmatch(r"[CTLS]\d+(-[CTLS]\d+)?", ok.loc[("001_ses-01", "wholetumor"), "vertebral_levels"])
+    assert pd.isna(ok.loc[("002", "wholetumor"), "vertebral_levels"])
+    # the flag follows the agreement and the threshold
+    assert (ok["flagged"] == (ok.groupby(level="key")["agreement_dice"].transform("last") < 0.7)).all()
+
+    fol = pd.read_csv(res / "followup.tsv", sep="\t")
+    assert set(fol["participant_id"]) == {"sub-001"} and len(fol) == 4
+    for _, row in fol.iterrows():
+        a = ok.loc[("001_ses-01", row["class"]), "volume_cm3"]
+        b = ok.loc[("001_ses-02", row["class"]), "volume_cm3"]
+        assert (row["from_cm3"], row["to_cm3"]) == (a, b)
+        assert row["change_cm3"] == pytest.approx(b - a, abs=1e-4) and row["days"] == 180
+        if a > 0:
+            assert row["change_percent"] == pytest.approx(100 * (b - a) / a, abs=0.01)
+        assert row["change_cm3_per_year"] == pytest.approx((b - a) * 365.25 / 180, abs=1e-3)
+    assert (res / "figures/growth/sub-001_growth.png").stat().st_size > 5000
+
+    html = (res / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 1 + 3 and 'src="http' not in html
+    assert "skipped: no T1w" in html and "sub-001" in html
+    check_report_renders(res / "report.html", tmp_path)
+
+
+def check_report_renders(report: Path, tmp_path: Path):
+    """Open the page in headless Chromium: every embedded image decodes (naturalWidth > 0) and the page
+    is not blank."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (.ci/run installs it as root)")
+    probe = tmp_path / "probe.html"
+    probe.write_text(report.read_text().replace(
+        "</body>", "<script>window.addEventListener('load',()=>{const i=[...document.images];"
+        "document.body.setAttribute('data-decoded',i.filter(x=>x.complete&&x.naturalWidth>0).length+'/'+i.length)})"
+        "</script></body>"))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000"]
+    dom = subprocess.run([chromium, *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    decoded = re.search(r'data-decoded="(\d+)/(\d+)"', dom)
+    assert decoded and decoded.group(1) == decoded.group(2) != "0", dom[-500:]
+    shot = tmp_path / "report.png"
+    subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1200,3000", report.as_uri()],
+                   capture_output=True, timeout=120)
+    from PIL import Image
+
+    px = np.asarray(Image.open(shot).convert("L"), float)
+    assert px.std() > 10  # figures and tables, not a blank page
