@@ -15,11 +15,9 @@ import pandas as pd
 import pytest
 
 from imsct.apply.followup import followup_table, read_sessions
-from imsct.apply.levels import disc_name, disc_heights, span
+from imsct.apply.levels import disc_heights, disc_name, span
 from imsct.apply.volumetry import measure, volume_within
 from imsct.inference.uncertainty import ensemble_agreement, pairwise_dice
-
-REPO = Path(__file__).resolve().parents[1]
 
 # An oblique, flipped, permuted grid (voxel axes: i anterior-ish, j inferior, k left): nothing may
 # assume RAS or an axis order.

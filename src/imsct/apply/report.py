@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..evaluation.report import COLOURS, CSS, TITLES, _img, _png, _table
-from ..io import atomic_path, load_image
+from ..evaluation.report import COLOURS, TITLES, _img, _png, _table, write_page
+from ..io import load_image
 from ..viz import busiest_sagittal_slice, normalize_intensity, overlay_masks, sagittal_view, scale_bar
 
 
@@ -83,11 +83,5 @@ def build_report(volumes_tsv, followup_tsv, records: list[str], growth_pngs: lis
                      for k, f in zip(scans["key"], scans["flagged"]) if recs.get(k, {}).get("status") == "ok")
     sections = {"Summary": summary, "Volumetry": table, "Follow-up": follow, "Scans": panels}
     legend = " ".join(f'<span style="color:{COLOURS[c]}">■ {TITLES[c]}</span>' for c in ("tumor", "edema", "cavity"))
-    body = "".join(f'<h2 id="s{i}">{html.escape(k)}</h2>{v}' for i, (k, v) in enumerate(sections.items()))
-    doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>imsct apply report</title><style>{CSS}</style>"
-           f"</head><body><h1>imsct: segmentation of a new cohort</h1><p>imsct {__version__}. Masks: {legend}</p>"
-           f"{body}</body></html>")
-    out = Path(out_html)
-    with atomic_path(out) as tmp:
-        Path(tmp).write_text(doc, encoding="utf-8")
-    return out
+    return write_page("imsct apply report", "imsct: segmentation of a new cohort",
+                      f"imsct {__version__}. Masks: {legend}", sections, out_html)

@@ -274,12 +274,18 @@ def build_report(inp: ReportInputs, out_html, figures_dir=None) -> Path:
                else "<p>n/a</p>")),
         "Examples": examples_section(df, inp.subjects, inp.predictions),
     }
+    return write_page("imsct report", "imsct: intramedullary spinal cord tumor segmentation",
+                      f"imsct {__version__}; {df['subject'].nunique()} test subjects over {summary['splits']} "
+                      "split(s).", sections, out_html)
+
+
+def write_page(title: str, heading: str, intro_html: str, sections: dict[str, str], out_html) -> Path:
+    """One self-contained HTML page: a heading, an introduction, a navigation bar and the sections
+    (title -> HTML), written atomically."""
     nav = "".join(f'<a href="#s{i}">{html.escape(k)}</a>' for i, k in enumerate(sections))
     body = "".join(f'<h2 id="s{i}">{html.escape(k)}</h2>{v}' for i, (k, v) in enumerate(sections.items()))
-    doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>imsct report</title><style>{CSS}</style></head>"
-           f"<body><h1>imsct: intramedullary spinal cord tumor segmentation</h1><p>imsct {__version__}; "
-           f"{df['subject'].nunique()} test subjects over {summary['splits']} split(s).</p>"
-           f"<nav>{nav}</nav>{body}</body></html>")
+    doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{CSS}"
+           f"</style></head><body><h1>{html.escape(heading)}</h1><p>{intro_html}</p><nav>{nav}</nav>{body}</body></html>")
     out = Path(out_html)
     with atomic_path(out) as tmp:
         Path(tmp).write_text(doc, encoding="utf-8")
