@@ -55,7 +55,7 @@ def overlay_masks(ax, masks: dict[str, np.ndarray], affine: np.ndarray, index: i
     from matplotlib.colors import to_rgba
 
     for name, mask in masks.items():
-        m = sagittal_view(mask, affine, index)[0] > 0
+        m = sagittal_view(np.asarray(mask, np.uint8), affine, index)[0] > 0
         rgba = np.zeros((*m.shape, 4))
         rgba[m] = to_rgba(colours[name], alpha)
         ax.imshow(rgba, extent=extent, interpolation="nearest")

@@ -84,4 +84,5 @@ def volumes_table(records: list[str], discs: dict[str, str | None], threshold: f
         rows += scan_rows(rec, discs.get(rec["key"]), threshold)
     df = pd.DataFrame(rows, columns=COLUMNS)
     df["flagged"] = df["flagged"].fillna(False).astype(bool)
+    df["n_lesions"] = df["n_lesions"].astype("Int64")
     return df
