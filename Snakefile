@@ -16,6 +16,7 @@ include: "workflow/rules/export.smk"
 include: "workflow/rules/infer.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/apply.smk"
 
 
 rule all:

@@ -114,6 +114,17 @@ def subject_session(path: str | os.PathLike) -> str | None:
     return m.group(0) if m else None
 
 
+def scan_key(subject: str, session: str | None) -> str:
+    """The key of one scan in the workflow (a wildcard value): ``01``, or ``01_ses-02`` for a session."""
+    return f"{subject}_ses-{session}" if isinstance(session, str) and session else subject
+
+
+def scan_dir(key: str) -> str:
+    """The BIDS folder of a scan key, relative to a dataset root: ``01_ses-02`` -> ``sub-01/ses-02``."""
+    subject, _, session = key.partition("_ses-")
+    return f"sub-{subject}/ses-{session}" if session else f"sub-{subject}"
+
+
 def parse_bids_name(name: str, extension: str) -> tuple[dict[str, str], str] | None:
     """``sub-01_ses-a_ce-gad_T1w.nii.gz`` -> ({'sub': '01', 'ses': 'a', 'ce': 'gad'}, 'T1w')."""
     if not name.endswith(extension):

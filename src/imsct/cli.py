@@ -27,6 +27,7 @@ def cmd_phantom(args) -> int:
     from rich.progress import Progress
 
     from .phantom import generate_subject, plan_cohort, write_dataset_files
+    from .phantom.followup import write_sessions
 
     out = Path(args.out_dir)
     specs = plan_cohort(args.subjects, args.seed)
@@ -40,20 +41,31 @@ def cmd_phantom(args) -> int:
     else:
         todo = specs
     naming = _naming(args)
+    followup = set(args.followup or [])
+    if followup - {s.participant_id for s in specs}:
+        print(f"error: --followup {sorted(followup - {s.participant_id for s in specs})} not in the cohort",
+              file=sys.stderr)
+        return 2
     if not args.only:
         write_dataset_files(out, specs, args.seed, args.size, naming)
     t0 = time.perf_counter()
+
+    def job(s):  # (function, arguments) writing one subject
+        if s.participant_id in followup:
+            return write_sessions, (out, s, args.seed, args.size, naming, args.growth, args.interval_days)
+        return generate_subject, (out, s, args.seed, args.size, naming, args.qc)
+
     with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("phantom", total=len(todo))
         if args.jobs > 1 and len(todo) > 1:
             with ProcessPoolExecutor(args.jobs) as pool:
-                futs = [pool.submit(generate_subject, out, s, args.seed, args.size, naming, args.qc) for s in todo]
+                futs = [pool.submit(fn, *a) for fn, a in map(job, todo)]
                 for f in futs:
                     f.result()
                     progress.advance(task)
         else:
-            for s in todo:
-                generate_subject(out, s, args.seed, args.size, naming, args.qc)
+            for fn, a in map(job, todo):
+                fn(*a)
                 progress.advance(task)
     dt = time.perf_counter() - t0
     print(f"wrote {len(todo)} subject(s) to {out} in {dt:.1f} s ({dt / max(len(todo), 1):.2f} s/subject)")
@@ -267,6 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--jobs", type=int, default=1, help="parallel processes")
     ph.add_argument("--naming", choices=("bids", "ivadomed"), default="bids")
     ph.add_argument("--config", help="workflow config whose `inputs` section sets the naming")
+    ph.add_argument("--followup", nargs="+", metavar="SUB",
+                    help="write these participants as sessions ses-01, ses-02, ... (same anatomy, lesions grown "
+                         "by --growth; sub-*_sessions.tsv gives acq_time)")
+    ph.add_argument("--growth", nargs="+", type=float, default=[1.0, 1.5],
+                    help="lesion volume factor of each session of a --followup subject (default 1.0 1.5)")
+    ph.add_argument("--interval-days", type=float, default=180.0, help="days between follow-up sessions")
     ph.set_defaults(func=cmd_phantom)
 
     im = sub.add_parser("implant", help="implant phantom lesions into the real SCT test scans (a BIDS test set)")

@@ -124,6 +124,28 @@ class Layout:
         than on every per-subject file (``step``: phantom, preprocess or ``infer/split-00_cascade``)."""
         return f"{self.results}/batches/{step}/{batch}.json"
 
+    # -- apply: a new, unlabeled cohort segmented by trained models (``scan``: ``sub-01[/ses-02]``)
+    def apply(self, name: str) -> str:
+        """volumes.tsv, followup.tsv, report.html, or figures/<name>.png."""
+        return f"{self.results}/apply/{name}"
+
+    def apply_preprocess(self) -> Layout:
+        """The layout of apply's own registrations (``<results>/apply/preprocess/...``), apart from
+        the training cohort's, which may hold other subjects under the same labels."""
+        return Layout(f"{self.results}/apply", self.spacing_mm)
+
+    def apply_derivatives(self, name: str = "") -> str:
+        """The BIDS-derivatives dataset of the masks (``dataset_description.json`` at its root)."""
+        return f"{self.results}/apply/derivatives/imsct" + (f"/{name}" if name else "")
+
+    def apply_anat(self, scan: str) -> str:
+        """One scan's masks, sidecars and probability maps: ``sub-01/ses-02/anat``."""
+        return self.apply_derivatives(f"{scan}/anat")
+
+    def apply_record(self, scan: str) -> str:
+        """One scan's segmentation record (status, volumes' inputs, the models' agreement)."""
+        return f"{self.results}/apply/segment/{scan}/segment.json"
+
     # -- logs and benchmarks
     def log(self, name: str) -> str:
         return f"{self.results}/logs/{name}.log"

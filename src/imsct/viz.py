@@ -40,3 +40,28 @@ def sagittal_view(data: np.ndarray, affine: np.ndarray, index: int | None = None
     i = a.shape[0] // 2 if index is None else index
     sl = a[i].T[::-1, ::-1]  # rows: superior first; columns: anterior first
     return sl, (zooms[2], zooms[1]), img
+
+
+def busiest_sagittal_slice(mask: np.ndarray, affine: np.ndarray) -> int | None:
+    """The sagittal slice (index along the RAS left-right axis, as :func:`sagittal_view` counts) holding
+    the most mask voxels; None for an empty mask (the middle slice)."""
+    a = np.asanyarray(nib.as_closest_canonical(nib.Nifti1Image(np.asarray(mask, np.uint8), affine)).dataobj)
+    return int(np.argmax(a.sum(axis=(1, 2)))) if a.any() else None
+
+
+def overlay_masks(ax, masks: dict[str, np.ndarray], affine: np.ndarray, index: int | None, colours: dict,
+                  extent, alpha: float = 0.55) -> None:
+    """Draw the sagittal slice ``index`` of each mask over ``ax``, in its colour."""
+    from matplotlib.colors import to_rgba
+
+    for name, mask in masks.items():
+        m = sagittal_view(np.asarray(mask, np.uint8), affine, index)[0] > 0
+        rgba = np.zeros((*m.shape, 4))
+        rgba[m] = to_rgba(colours[name], alpha)
+        ax.imshow(rgba, extent=extent, interpolation="nearest")
+
+
+def scale_bar(ax, mm: float = 20) -> None:
+    """A white ``mm`` scale bar at the bottom left of an axis drawn in mm (extent from 0)."""
+    ax.plot([5, 5 + mm], [5, 5], color="w", lw=2)
+    ax.text(5 + mm / 2, 7, f"{mm:g} mm", color="w", ha="center", va="bottom", fontsize=7)

@@ -1,11 +1,14 @@
 # Config validation, the cohort (known at parse time, no checkpoint) and input functions.
+import dataclasses
 import logging
+import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from imsct.apply.models import resolve_models
 from imsct.batching import make_batches
-from imsct.bids import Naming, discover_cached
+from imsct.bids import Naming, discover_cached, scan_dir, scan_key
 from imsct.classes import CLASSES, LESIONS, OUTPUTS
 from imsct.config import training_recipe, validate_config
 from imsct.phantom.cohort import participants_table, plan_cohort
@@ -59,15 +62,30 @@ else:
             "%d subject(s) excluded, see %s/cohort/excluded.tsv", len(EXCLUDED), RESULTS
         )
     COHORT["key"] = [
-        s if not isinstance(ses, str) or not ses else f"{s}_ses-{ses}"
-        for s, ses in zip(COHORT["subject"], COHORT["session"].fillna(""))
+        scan_key(s, ses) for s, ses in zip(COHORT["subject"], COHORT["session"])
     ]
     ROWS = {r["key"]: r for r in COHORT.to_dict("records")}
     SUBJECTS = sorted(ROWS)
 
+# The cohort `snakemake apply` segments (workflow/rules/apply.smk): every scan with a T2w, by the same
+# discovery with only the T2w required (a T1w and disc labels are used where present).
+if SYNTHETIC:
+    APPLY_ROWS = {k: {"participant_id": f"sub-{k}", "session": None} for k in SUBJECTS}
+else:
+    _APPLY, _ = discover_cached(
+        BIDS_DIR,
+        dataclasses.replace(NAMING, required=("t2w",)),
+        f"{RESULTS}/.cache",
+        trust_cache=not workflow.is_main_process,
+    )
+    APPLY_ROWS = {
+        scan_key(r["subject"], r["session"]): r for r in _APPLY.to_dict("records")
+    }
+APPLY_SCANS = {scan_dir(k): k for k in sorted(APPLY_ROWS)}  # sub-01/ses-02 -> 01_ses-02
+
 
 wildcard_constraints:
-    subject="|".join(SUBJECTS) if SUBJECTS else "NO_SUBJECT",
+    subject="|".join(sorted(set(SUBJECTS) | set(APPLY_ROWS))) or "NO_SUBJECT",
 
 
 # Short per-subject steps run in batches (config `batching`): a few hundred jobs at paper scale.
@@ -219,11 +237,10 @@ def get_infer_inputs(keys):
     return batch_manifests("phantom", keys) + t2w + batch_manifests("preprocess", keys)
 
 
-def preprocess_inputs(key):
-    """What preprocessing reads for one subject: both scans, the centerline, the lesion labels and,
-    when registration uses them, the disc labels of both scans."""
-    files = subject_inputs(key)
-    out = {k: files[k] for k in ("t2w", "t1w", "centerline", *LESIONS)}
+def registration_inputs(files):
+    """A scan's registration inputs (training's or apply's): the T2w, the T1w where present and, when
+    registration uses them, the disc labels of both."""
+    out = {k: files[k] for k in ("t2w", "t1w") if k in files}
     if (
         config["preprocess"]["registration"]["use_discs"]
         and "discs" in files
@@ -231,6 +248,13 @@ def preprocess_inputs(key):
     ):
         out |= {"fixed_discs": files["discs"], "moving_discs": files["t1w_discs"]}
     return out
+
+
+def preprocess_inputs(key):
+    """What preprocessing reads for one subject: both scans, the centerline, the lesion labels and,
+    when registration uses them, the disc labels of both scans."""
+    files = subject_inputs(key)
+    return registration_inputs(files) | {k: files[k] for k in ("centerline", *LESIONS)}
 
 
 def preprocess_outputs(key):
@@ -346,3 +370,81 @@ def get_final_outputs():
     outs += [L.model_folder(s, single=True) for s in SINGLE_SPLITS]
     outs += [L.evaluation("summary.md"), L.report()]
     return outs
+
+
+# -- apply: a new cohort segmented by trained models (workflow/rules/apply.smk)
+# The ensemble: the `models` config key, or this run's own split models.
+APPLY_MODELS = resolve_models(config["models"], [L.model_folder(s) for s in SPLITS])
+LA = L.apply_preprocess()  # apply's registrations, apart from the training cohort's
+
+
+def apply_inputs(key):
+    """A scan's input files (t2w, t1w, discs, t1w_discs, where present) for apply."""
+    if SYNTHETIC:
+        files = phantom_paths(key)
+    else:
+        files = {k: v for k, v in APPLY_ROWS[key].items() if isinstance(v, str)}
+    return {k: files[k] for k in ("t2w", "t1w", "discs", "t1w_discs") if k in files}
+
+
+def get_apply_models(wildcards=None):
+    if not APPLY_MODELS:
+        raise WorkflowError(
+            f"models: no model folder (model.json, or split-*/onnx/model.json) in {config['models']}"
+        )
+    return APPLY_MODELS
+
+
+# Scans (sub-01/ses-02) per apply job: registration where a T1w exists, then the ensemble, in one job
+# per batch (the models loaded once).
+APPLY_BATCHES = make_batches(list(APPLY_SCANS), config["batching"]["infer"])
+
+
+def apply_batch_inputs(scans):
+    """An apply batch's inputs: its scans' source files (phantom manifests for the synthetic cohort)
+    and the models."""
+    keys = [APPLY_SCANS[s] for s in scans]
+    files = (
+        batch_manifests("phantom", keys)
+        if SYNTHETIC
+        else [p for k in keys for p in registration_inputs(apply_inputs(k)).values()]
+    )
+    return {"scans": files, "models": get_apply_models()}
+
+
+def apply_scan(scan):
+    """One scan's apply job: inputs (registration_inputs keys) and what it writes."""
+    key = APPLY_SCANS[scan]
+    return {
+        "key": key,
+        "inputs": registration_inputs(apply_inputs(key)),
+        "t1w": LA.registered_t1w(key),
+        "transform": LA.transform(key),
+        "qc": LA.registration_qc(key),
+        "anat": L.apply_anat(scan),
+        "record": L.apply_record(scan),
+    }
+
+
+def apply_discs():
+    """Scan key -> its disc labels on the T2w grid (None without)."""
+    return {k: apply_inputs(k).get("discs") for k in APPLY_ROWS}
+
+
+def apply_sessions():
+    """The sessions tables (acq_time) of participants scanned in sessions."""
+    if SYNTHETIC:
+        return []
+    pids = {
+        r["participant_id"]
+        for r in APPLY_ROWS.values()
+        if isinstance(r.get("session"), str)
+    }
+    paths = [Path(BIDS_DIR, p, f"{p}_sessions.tsv") for p in sorted(pids)]
+    return [str(p) for p in paths if p.is_file()]
+
+
+def apply_followup_participants():
+    """Participants with several sessions: one growth plot each."""
+    pids = [APPLY_ROWS[k]["participant_id"] for k in APPLY_ROWS if "_ses-" in k]
+    return sorted({p for p in pids if pids.count(p) > 1})

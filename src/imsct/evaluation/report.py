@@ -20,7 +20,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
@@ -29,7 +28,7 @@ from ..bids import subject_session  # noqa: E402
 from ..classes import CLASSES, LESIONS  # noqa: E402
 from ..io import atomic_path, load_image  # noqa: E402
 from ..paths import mask_name  # noqa: E402
-from ..viz import normalize_intensity, sagittal_view  # noqa: E402
+from ..viz import busiest_sagittal_slice, normalize_intensity, overlay_masks, sagittal_view, scale_bar  # noqa: E402
 
 COLOURS = {"tumor": "#e41a1c", "edema": "#ffb000", "cavity": "#1e90ff", "wholetumor": "#9b59b6"}
 TITLES = {"tumor": "Tumor core", "edema": "Edema", "cavity": "Cavity", "wholetumor": "Whole tumor"}
@@ -179,9 +178,7 @@ def example_panel(case: dict, pred_dir: Path, title: str):
 
     gt = {c: (data(case["gt"][c]) > 0).astype(np.uint8) for c in LESIONS}
     pr = {c: (data(Path(pred_dir) / mask_name(f"sub-{case['key']}", c)) > 0).astype(np.uint8) for c in LESIONS}
-    anyg = np.asanyarray(nib.as_closest_canonical(nib.Nifti1Image(gt["tumor"] | gt["edema"] | gt["cavity"],
-                                                                  t2.affine)).dataobj)
-    x = int(np.argmax(anyg.sum(axis=(1, 2)))) if anyg.any() else None
+    x = busiest_sagittal_slice(gt["tumor"] | gt["edema"] | gt["cavity"], t2.affine)
 
     def sag(a: np.ndarray) -> np.ndarray:
         return sagittal_view(a, t2.affine, x)[0]
@@ -194,17 +191,11 @@ def example_panel(case: dict, pred_dir: Path, title: str):
                                                 ("ground truth", s2, gt), ("prediction", s2, pr))):
         ax.imshow(normalize_intensity(base), cmap="gray", extent=ext, interpolation="nearest")
         if overlay:
-            for c in LESIONS:
-                m = sag(overlay[c]) > 0
-                rgba = np.zeros((*m.shape, 4))
-                rgba[m] = matplotlib.colors.to_rgba(COLOURS[c], 0.55)
-                ax.imshow(rgba, extent=ext, interpolation="nearest")
+            overlay_masks(ax, {c: overlay[c] for c in LESIONS}, t2.affine, x, COLOURS, ext)
         ax.set_title(name, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-        # 20 mm scale bar, bottom left
-        ax.plot([5, 25], [5, 5], color="w", lw=2)
-        ax.text(15, 7, "20 mm", color="w", ha="center", va="bottom", fontsize=7)
+        scale_bar(ax)
     axes[-1].legend(handles=[Patch(color=COLOURS[c], label=TITLES[c]) for c in LESIONS], fontsize=7,
                     loc="upper right", framealpha=0.7)
     fig.suptitle(title + "  (sagittal; superior up, anterior left)", fontsize=10)
@@ -283,12 +274,18 @@ def build_report(inp: ReportInputs, out_html, figures_dir=None) -> Path:
                else "<p>n/a</p>")),
         "Examples": examples_section(df, inp.subjects, inp.predictions),
     }
+    return write_page("imsct report", "imsct: intramedullary spinal cord tumor segmentation",
+                      f"imsct {__version__}; {df['subject'].nunique()} test subjects over {summary['splits']} "
+                      "split(s).", sections, out_html)
+
+
+def write_page(title: str, heading: str, intro_html: str, sections: dict[str, str], out_html) -> Path:
+    """One self-contained HTML page: a heading, an introduction, a navigation bar and the sections
+    (title -> HTML), written atomically."""
     nav = "".join(f'<a href="#s{i}">{html.escape(k)}</a>' for i, k in enumerate(sections))
     body = "".join(f'<h2 id="s{i}">{html.escape(k)}</h2>{v}' for i, (k, v) in enumerate(sections.items()))
-    doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>imsct report</title><style>{CSS}</style></head>"
-           f"<body><h1>imsct: intramedullary spinal cord tumor segmentation</h1><p>imsct {__version__}; "
-           f"{df['subject'].nunique()} test subjects over {summary['splits']} split(s).</p>"
-           f"<nav>{nav}</nav>{body}</body></html>")
+    doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{CSS}"
+           f"</style></head><body><h1>{html.escape(heading)}</h1><p>{intro_html}</p><nav>{nav}</nav>{body}</body></html>")
     out = Path(out_html)
     with atomic_path(out) as tmp:
         Path(tmp).write_text(doc, encoding="utf-8")

@@ -44,6 +44,7 @@ class SegmentOptions:
     min_volume_mm3: dict = field(default_factory=dict)  # overrides per class
     fill_holes: bool | None = None
     exclusive: bool | None = None  # default: the model folder's (paper: False)
+    soft: bool = False  # also the ensemble's probabilities (native grid) and the models' agreement
 
 
 @dataclass
@@ -53,6 +54,8 @@ class Segmentation:
     provenance: dict
     # the same prediction with the other class rule (exclusive vs independent thresholds), for reports
     alternative: dict[str, np.ndarray] = field(default_factory=dict)
+    # with SegmentOptions.soft: the ensemble's mean probability per class on the native T2w grid
+    probabilities: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class Predictor:
@@ -128,14 +131,18 @@ class Predictor:
         return tumor_network_input(w2, w1, crop, safety_to_array(t["safety_factor"]),
                                    paper_to_array(t["patch_si_ap_rl"]))
 
-    def tumor_probability(self, x: np.ndarray, blend: str, tta: bool) -> np.ndarray:
+    def member_probabilities(self, x: np.ndarray, blend: str, tta: bool) -> list[np.ndarray]:
+        """Each model's class probabilities on the tumor network's input."""
         probs = []
         for i, m in enumerate(self.meta):
             t = m["tumor"]
             probs.append(sliding_window(self._net(i, "tumor"), x, paper_to_array(t["patch_si_ap_rl"]),
                                         paper_to_array(t["stride_si_ap_rl"]), len(t["classes"]),
                                         t["size_multiple"], blend, tta))
-        return np.mean(probs, axis=0)
+        return probs
+
+    def tumor_probability(self, x: np.ndarray, blend: str, tta: bool) -> np.ndarray:
+        return np.mean(self.member_probabilities(x, blend, tta), axis=0)
 
     # ------------------------------------------------------------------ the steps of segment()
     def register_t1(self, t2: nib.Nifti1Image, t1: nib.Nifti1Image, register: bool):
@@ -174,11 +181,12 @@ class Predictor:
 
     def segment_tumor(self, w2, w1, cord: np.ndarray | None, blend: str, tta: bool):
         """Class probabilities on the working grid (zero outside the network input), the input's
-        region on the grid and the grown cord box."""
+        region on the grid, the grown cord box and each model's probabilities on the network input."""
         x, starts, box = self.tumor_input(w2, w1, cord)
-        prob = uncrop(self.tumor_probability(x, blend, tta), starts, w2.shape)
+        members = self.member_probabilities(x, blend, tta)
+        prob = uncrop(np.mean(members, axis=0), starts, w2.shape)
         region = [[int(s), int(s) + int(n)] for s, n in zip(starts, x.shape[1:])]
-        return prob, region, box
+        return prob, region, box, members
 
     def postprocess(self, prob: np.ndarray, o: SegmentOptions) -> tuple[dict, dict, dict]:
         """Masks with the chosen class rule, with the other rule, and the settings used."""
@@ -226,7 +234,7 @@ class Predictor:
         if fallback:
             log.warning("the cord model found no cord: segmenting the whole field of view")
         with timer("tumor"):
-            prob, region, box = self.segment_tumor(w2, w1, cord if cascade else None, o.blend, o.tta)
+            prob, region, box, members = self.segment_tumor(w2, w1, cord if cascade else None, o.blend, o.tta)
         if cord is None:  # single step: the cord mask is an extra output, timed apart
             with timer("cord_output", outside=True):
                 cord = self.locate_cord(w2, cord_thr) if o.cord_output else np.zeros(shape, bool)
@@ -244,7 +252,14 @@ class Predictor:
                 "registration": None if reg is None else {"method": reg.method, "flagged": reg.flagged,
                                                            "transform_ras": reg.matrix.round(6).tolist()},
                 **contrasts, "seconds": timer.rounded(), "seconds_outside_pipeline": timer.rounded(outside=True)}
-        return Segmentation(native, t2.affine, prov, alt)
+        soft = {}
+        if o.soft:
+            from .uncertainty import ensemble_agreement
+
+            classes = meta["tumor"]["classes"]
+            soft = {c: to_native(prob[i], aff, t2.shape[:3], t2.affine, "image") for i, c in enumerate(classes)}
+            prov["agreement"] = ensemble_agreement(members, classes, settings["threshold"])
+        return Segmentation(native, t2.affine, prov, alt, soft)
 
 
 class _Timer:

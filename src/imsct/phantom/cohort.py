@@ -139,14 +139,16 @@ def write_dataset_files(out: Path, specs: list[SubjectSpec], seed: int, size: st
     )
 
 
-def write_subject(out: Path, data: SubjectData, naming: Naming) -> dict[str, Path]:
-    """Write one subject's images, labels, sidecars and truth; returns the paths written."""
+def write_subject(out: Path, data: SubjectData, naming: Naming, session: str | None = None) -> dict[str, Path]:
+    """Write one subject's images, labels, sidecars and truth (in ``ses-<session>/`` when given);
+    returns the paths written."""
     out = Path(out)
     label = data.spec.participant_id[4:]
-    anat = out / data.spec.participant_id / "anat"
+    ses = [f"ses-{session}"] if session else []
+    anat = out.joinpath(data.spec.participant_id, *ses, "anat")
     paths = {
-        "t2w": anat / naming.image_name("t2w", label),
-        "t1w": anat / naming.image_name("t1w", label),
+        "t2w": anat / naming.image_name("t2w", label, session),
+        "t1w": anat / naming.image_name("t1w", label, session),
     }
     save_nifti(data.t2w, data.t2w_affine, paths["t2w"])
     save_nifti(data.t1w, data.t1w_affine, paths["t1w"])
@@ -159,14 +161,15 @@ def write_subject(out: Path, data: SubjectData, naming: Naming) -> dict[str, Pat
     stems = {"t2w_stem": stem(paths["t2w"]), "t1w_stem": stem(paths["t1w"])}
     for key in (*LESIONS, "centerline", "discs"):
         if key in naming.labels:
-            p = naming.label_path(out, key, label, None, stems)
+            p = naming.label_path(out, key, label, session, stems)
             save_nifti(data.labels[key], data.t2w_affine, p, dtype=np.uint8)
             paths[key] = p
     if "t1w_discs" in naming.labels:
-        p = naming.label_path(out, "t1w_discs", label, None, stems)
+        p = naming.label_path(out, "t1w_discs", label, session, stems)
         save_nifti(data.t1w_discs, data.t1w_affine, p, dtype=np.uint8)
         paths["t1w_discs"] = p
-    truth_p = out / "derivatives" / "phantom" / data.spec.participant_id / f"{data.spec.participant_id}_truth.json"
+    scan = "_".join([data.spec.participant_id, *ses])
+    truth_p = out.joinpath("derivatives", "phantom", data.spec.participant_id, *ses, f"{scan}_truth.json")
     write_json(tr, truth_p)
     paths["truth"] = truth_p
     return paths
