@@ -1,11 +1,11 @@
 #!/usr/bin/env python
 """Speed targets of imsct, printed as a table (targets from the issues; not timed tests).
 
-    python benchmarks/run.py [--quick] [--pybids] [--training-only cpu|cuda]
+    python benchmarks/run.py [--quick] [--pybids] [--training-only cpu|cuda] [--dry-run-only]
     python benchmarks/run.py --phantom-volumes [BIDS_DIR]
 
 Rows: phantom generation (full and small subjects, one core), discovery of a 1,000-subject dataset,
-`snakemake -n` on the paper configuration (343 subjects). A second table compares the phantom's
+`snakemake -n` on the paper configuration (343 subjects), plain and through the SLURM profile. A second table compares the phantom's
 labelled lesion volumes with the paper's Table 2 (the paper-size cohort of config/paper.yaml: 343
 subjects, seed 2021, full size), computed without rendering the images, or measured on the masks of
 a written cohort (``--phantom-volumes BIDS_DIR``, e.g. after ``imsct phantom DIR --subjects 343
@@ -307,14 +307,42 @@ def bench_segment(tmp: Path) -> list[tuple]:
     ]
 
 
+def bench_dry_run(tmp: Path) -> list[tuple]:
+    """The paper DAG's dry-run, plain and through the SLURM profile (one after the other), and the job
+    count the profile submits; the demo's dry-run for scale."""
+    import re
+
+    exe = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
+    cfg = ["--config", f"results={tmp}/results", f"resources={tmp}/resources"]
+    runs = {
+        "snakemake -n -q --configfile config/paper.yaml": ["-n", "-q", "--configfile", "config/paper.yaml", *cfg],
+        "snakemake -n --profile profiles/slurm (paper DAG)": ["-n", "--profile", "profiles/slurm", *cfg],
+        "snakemake -n -q (demo, 20 subjects)": ["-n", "-q", "--cores", "2", *cfg],
+    }
+    rows = []
+    for name, args in runs.items():
+        t0 = time.perf_counter()
+        r = subprocess.run([exe, *args], cwd=REPO, capture_output=True, text=True)
+        t = time.perf_counter() - t0
+        total = re.search(r"^total\s+(\d+)", r.stdout, re.M)
+        note = f"{int(total.group(1)) - 1} SLURM jobs (target <= 300)" if total and "profile" in name else ""
+        rows.append((name, f"{t:.1f} s" if r.returncode == 0 else "FAILED", "<= 5 s" if "paper" in name else "~1 s",
+                     note))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer phantom subjects")
+    ap.add_argument("--dry-run-only", action="store_true", help="only the dry-run rows (paper DAG, SLURM profile)")
     ap.add_argument("--pybids", action="store_true", help="also time pybids on the 1,000-subject dataset")
     ap.add_argument("--training-only", metavar="DEVICE", help="only the training-step rows, on DEVICE (cpu|cuda)")
     ap.add_argument("--phantom-volumes", nargs="?", const="", metavar="BIDS_DIR",
                     help="only the phantom volumes vs Table 2 (from a written cohort's masks if BIDS_DIR is given)")
     args = ap.parse_args()
+    if args.dry_run_only:
+        with tempfile.TemporaryDirectory() as d:
+            return print_table(bench_dry_run(Path(d)))
     if args.training_only:
         return print_table(bench_training(False, args.training_only))
     if args.phantom_volumes is not None:
@@ -344,14 +372,7 @@ def main() -> None:
         rows += bench_registration(tmp, quick=args.quick)
         rows += bench_training(quick=args.quick)
         rows += bench_segment(tmp)
-        exe = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
-        t0 = time.perf_counter()
-        r = subprocess.run([exe, "-n", "-q", "--cores", "2", "--configfile", "config/paper.yaml", "--config",
-                            f"results={tmp}/results", f"resources={tmp}/resources"],
-                           cwd=REPO, capture_output=True, text=True)
-        t = time.perf_counter() - t0
-        rows.append(("snakemake -n, paper config (343 subjects)", f"{t:.1f} s" if r.returncode == 0 else "FAILED",
-                     "-", "whole DAG"))
+        rows += bench_dry_run(tmp)
     print_table(rows)
     Console(width=200).print(phantom_volume_table())
 
