@@ -7,9 +7,9 @@
 Rows: phantom generation (full and small subjects, one core), discovery of a 1,000-subject dataset,
 `snakemake -n` on the paper configuration (343 subjects), plain and through the SLURM profile. A
 second table compares the phantom's labelled lesion volumes with the paper's Table 2 (the
-paper-size cohort of config/paper.yaml: 343 subjects, seed 2021, full size), computed without rendering the images, or measured on the masks of
-a written cohort (``--phantom-volumes BIDS_DIR``, e.g. after ``imsct phantom DIR --subjects 343
---seed 2021 --size full --jobs 2``).
+paper-size cohort of config/paper.yaml: 343 subjects, seed 2021, full size), computed without
+rendering the images, or measured on the masks of a written cohort (``--phantom-volumes BIDS_DIR``,
+e.g. after ``imsct phantom DIR --subjects 343 --seed 2021 --size full --jobs 2``).
 """
 
 from __future__ import annotations
