@@ -12,15 +12,6 @@ REPO = Path(__file__).resolve().parents[1]
 SCT_DATA = (REPO / ".." / "shared" / "data" / "sct_testing_data").resolve()
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(config, items):
-    """Tests that use the trained tiny models run on one xdist worker (`--dist loadgroup`), so the
-    models are trained once, not once per worker."""
-    for item in items:
-        if {"tiny_models", "tiny_model_folder"} & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("tiny_models"))
-
-
 def pytest_configure(config):
     # Keep ITK/BLAS/torch from oversubscribing the 2-core CI machine.
     for var in ("OMP_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -65,19 +56,31 @@ def preprocessed_small(small_cohort, tmp_path_factory) -> dict[str, dict[str, st
 
 @pytest.fixture(scope="session")
 def tiny_models(preprocessed_small, tmp_path_factory):
-    """Cord and tumor models trained for a few epochs on the small cohort (TINY config)."""
+    """Cord and tumor models trained for a few epochs on the small cohort (TINY config), once per test
+    run: xdist workers share them through the run's base folder (a file lock; the first worker trains,
+    the others wait and read), so the tests that use them still spread over the workers."""
+    import json
     import time
 
+    from filelock import FileLock
     from helpers import TINY, split_sets
 
     from imsct.training.jobs import train_cord_model, train_tumor_model
 
-    out = tmp_path_factory.mktemp("models")
-    train, val = split_sets(preprocessed_small)
-    t0 = time.perf_counter()
-    cord = train_cord_model(train, val, out / "cord", TINY)
-    tumor = train_tumor_model(train, val, out / "tumor", TINY, str(out / "cord" / "best.pt"))
-    return out, cord, tumor, time.perf_counter() - t0
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # one folder above each worker's: common to all of them
+    out = shared / "tiny-models"
+    done = out / "trained.json"
+    with FileLock(str(shared / "tiny-models.lock")):
+        if not done.exists():
+            train, val = split_sets(preprocessed_small)
+            t0 = time.perf_counter()
+            train_cord_model(train, val, out / "cord", TINY)
+            train_tumor_model(train, val, out / "tumor", TINY, str(out / "cord" / "best.pt"))
+            done.write_text(json.dumps({"seconds": time.perf_counter() - t0}))
+    read = lambda kind: json.loads((out / kind / "summary.json").read_text())  # noqa: E731
+    return out, read("cord"), read("tumor"), json.loads(done.read_text())["seconds"]
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ for batch, scans in APPLY_BATCHES.items():
             anat=[directory(L.apply_anat(s)) for s in scans],
             records=[L.apply_record(s) for s in scans],
         log:
-            [L.log(f"apply/{s.replace('/', '_')}") for s in scans],
+            [L.log(f"apply/sub-{APPLY_SCANS[s]}") for s in scans],
         benchmark:
             L.benchmark(f"apply/{batch}")
         threads: config["apply"]["threads"]

@@ -37,7 +37,6 @@ for batch, keys in PHANTOM_BATCHES.items():
             runtime=5 + 2 * len(keys),
         params:
             batch=keys,
-            root=BIDS_DIR,
             qc={k: L.qc_figure("phantom", k) for k in keys if PHANTOM_QC},
             subjects=config["synthetic"]["subjects"],
             seed=config["synthetic"]["seed"],

@@ -8,12 +8,13 @@ smk = snakemake  # noqa: F821 - injected by Snakemake
 p = smk.params
 specs = {s.participant_id[4:]: s for s in plan_cohort(p.subjects, p.seed)}
 naming = Naming.from_config(p.inputs)
+root = Path(smk.output.files[0]).parents[2]  # <dataset>/sub-XXX/anat/<T2w>
 
 
 def step(key):
     def run(log):
         spec = specs[key]
-        generate_subject(Path(p.root), spec, p.seed, p.size, naming, p.qc.get(key, False))
+        generate_subject(root, spec, p.seed, p.size, naming, p.qc.get(key, False))
         log.info("%s (%s, %s) written", spec.participant_id, spec.tumor_type, spec.tumor_region)
 
     return run
