@@ -181,6 +181,7 @@ def test_volumetry_of_the_phantom_truth(new_cohort, tmp_path):
     assert w["n_lesions"] >= 1 and w["si_extent_mm"] > 0
 
 
+@pytest.mark.slow
 def test_apply_on_a_new_cohort(new_cohort, split_models, tmp_path):
     from test_workflow import batched, job_counts, snakemake
 

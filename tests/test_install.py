@@ -150,5 +150,5 @@ with SnakemakeApi(OutputSettings()) as api:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert r.returncode == 0, r.stderr[-3000:]
     envs = json.loads(r.stdout.strip().splitlines()[-1])
-    assert len(envs) > 10 and "train_cord" in envs and "infer" in envs
+    assert len(envs) > 10 and "train_cord" in envs and "infer_00_cascade_b000" in envs
     assert envs == dict.fromkeys(envs)  # None everywhere

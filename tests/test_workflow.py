@@ -254,6 +254,7 @@ def test_files_read_across_rules_are_declared(tmp_path):
     assert batched(job_counts(r.stdout), "infer") == 1
 
 
+@pytest.mark.slow
 def test_training_rules_run_end_to_end(tmp_path):
     """Splits written by the rule equal the ones the DAG was built from; both models train per split."""
     from imsct.phantom.cohort import participants_table, plan_cohort
