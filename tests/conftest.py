@@ -13,9 +13,9 @@ SCT_DATA = (REPO / ".." / "shared" / "data" / "sct_testing_data").resolve()
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``slow`` (and the SLURM run, mostly waiting on the scheduler) first: xdist hands the first tests out round-robin, so the long ones start
-    at once on both workers instead of one of them finishing alone at the end (the suite's wall time
-    on 2 cores)."""
+    """Tests marked ``slow`` (and the SLURM run, mostly waiting on the scheduler) first: xdist hands
+    the first tests out round-robin, so the long ones start at once on both workers instead of one of
+    them finishing alone at the end (the suite's wall time on 2 cores)."""
     items.sort(key=lambda item: not (item.get_closest_marker("slow") or item.get_closest_marker("slurm")))
 
 
