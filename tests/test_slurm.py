@@ -73,7 +73,6 @@ def test_workflow_runs_through_slurm_like_locally(cluster, tmp_path):
     n_jobs = int(re.search(r"^total\s+(\d+)", out, re.M).group(1)) - 1
     assert len(submitted) == n_jobs >= 10, out[-3000:]
     # short per-subject steps go in batches: one sbatch per batch, logs still per subject
-    assert not any(re.search(r"rule (register|resample|infer|phantom_subject):", out) for _ in [0])
     assert len(list((slurm / "results/logs/preprocess").glob("sub-*.log"))) == 4
     assert len({j for _, j in submitted}) == n_jobs  # distinct SLURM jobs
     logs = list((slurm / "slurm-logs").rglob("*.log"))

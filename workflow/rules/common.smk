@@ -112,8 +112,8 @@ def batch_manifests(step, keys):
     return sorted({L.batch_manifest(step, _BATCH_OF[step][k]) for k in keys})
 
 
-def infer_batches(split, mode):
-    """Batches of a split's test subjects for inference (batching.infer)."""
+def infer_batches(split):
+    """Batches of a split's test subjects for inference (batching.infer), the same for every mode."""
     return make_batches(split_members(split, "test"), config["batching"]["infer"])
 
 
@@ -304,7 +304,7 @@ def get_evaluate_inputs(wildcards):
         "predictions": [
             L.batch_manifest(f"infer/split-{split}_{mode}", b)
             for mode in base_modes(split)
-            for b in infer_batches(split, mode)
+            for b in infer_batches(split)
         ],
     }
 
@@ -351,7 +351,7 @@ def get_report_inputs(wildcards):
         "predictions": [
             L.batch_manifest(f"infer/split-{split}_cascade", b)
             for split in SPLITS
-            for b in infer_batches(split, "cascade")
+            for b in infer_batches(split)
         ],
     }
 

@@ -6,7 +6,7 @@
 
 for split in SPLITS:
     for mode in base_modes(split):
-        for batch, keys in infer_batches(split, mode).items():
+        for batch, keys in infer_batches(split).items():
 
             rule:
                 name:

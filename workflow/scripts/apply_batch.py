@@ -8,7 +8,7 @@ from imsct.preprocess.register import RegistrationParams
 smk = snakemake  # noqa: F821 - injected by Snakemake
 p = smk.params
 predictor = Predictor([Path(m).parent for m in smk.input.models], p.device, smk.threads)  # once per batch
-params = RegistrationParams(**{k: v for k, v in p.registration.items() if k != "use_discs"})
+params = RegistrationParams.from_config(p.registration)
 
 
 def step(scan):

@@ -114,12 +114,10 @@ def preprocess_subject(inputs: dict[str, str], outputs: dict, registration: dict
 
     log = log or logging.getLogger(__name__)
     cord_mask_file(inputs["centerline"], outputs["cord"], diameter_mm)
-    params = RegistrationParams(**{k: v for k, v in registration.items() if k != "use_discs"})
-    use_discs = registration.get("use_discs", True)
-    res = register_files(inputs["t2w"], inputs["t1w"], outputs["t1w"],
-                         inputs.get("fixed_discs") if use_discs else None,
-                         inputs.get("moving_discs") if use_discs else None,
-                         outputs["transform"], outputs["qc"], params)
+    # disc labels are in ``inputs`` only when registration uses them (the workflow's registration_inputs)
+    res = register_files(inputs["t2w"], inputs["t1w"], outputs["t1w"], inputs.get("fixed_discs"),
+                         inputs.get("moving_discs"), outputs["transform"], outputs["qc"],
+                         RegistrationParams.from_config(registration))
     log.info("registration: %s%s in %.1f s", res.method, " (flagged)" if res.flagged else "", res.qc["seconds"])
     masks = {k: inputs[k] for k in LESIONS} | {"cord": outputs["cord"]}
     grid = resample_subject(inputs["t2w"], outputs["t1w"], masks, outputs["working"], spacing_si_ap_rl)

@@ -54,6 +54,12 @@ class RegistrationParams:
     max_disc_error_mm: float = 3.0  # when both images have disc labels, they must agree this well
     working_spacing_mm: float = 1.0  # register on grids no finer than this
 
+    @classmethod
+    def from_config(cls, registration: dict) -> RegistrationParams:
+        """From the config's ``preprocess.registration`` section (``use_discs`` decides which inputs a
+        job gets, not how it registers)."""
+        return cls(**{k: v for k, v in registration.items() if k != "use_discs"})
+
 
 @dataclass
 class RegistrationResult:
