@@ -218,6 +218,8 @@ def test_apply_on_a_new_cohort(new_cohort, split_models, tmp_path):
     vol = pd.read_csv(res / "volumes.tsv", sep="\t", dtype={"key": str})
     status = vol.drop_duplicates("key").set_index("key")["status"]
     assert status["003"] == "ok" and status["004"].startswith("skipped: ") and "004" in status["004"]
+    contrasts = vol.drop_duplicates("key").set_index("key")["contrasts"]
+    assert contrasts["003"] == "T2w" and contrasts["002"] == "T2w+T1w"
     ok = vol[vol["status"] == "ok"].set_index(["key", "class"])
     assert len(ok) == 4 * 4
     for key, scan, anat in (("001_ses-01", "sub-001_ses-01", "sub-001/ses-01/anat"),

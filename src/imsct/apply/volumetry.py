@@ -15,7 +15,7 @@ from ..classes import CLASSES
 from ..io import load_image
 from .levels import disc_heights, span
 
-COLUMNS = ["participant_id", "session_id", "key", "status", "class", "volume_cm3", "si_extent_mm", "si_top_mm",
+COLUMNS = ["participant_id", "session_id", "key", "status", "contrasts", "class", "volume_cm3", "si_extent_mm", "si_top_mm",
            "si_bottom_mm", "n_lesions", "discs", "vertebral_levels", "cord_volume_cm3", "agreement_dice",
            "agreement_std", "flagged"]
 CONNECTIVITY = 18  # lesions are counted as postprocessing removes small objects (18-connected)
@@ -54,7 +54,8 @@ def volume_within(mask: np.ndarray, affine: np.ndarray, lo: float, hi: float) ->
 def scan_rows(record: dict, discs: str | None, threshold: float) -> list[dict]:
     """The rows of one scan: one per class, or one row giving why it was skipped."""
     head = {"participant_id": record["participant_id"], "session_id": record.get("session_id"),
-            "key": record["key"], "status": record["status"]}
+            "key": record["key"], "status": record["status"],
+            "contrasts": "+".join(record.get("contrasts") or [])}  # T2w alone where the scan had no T1w
     if record["status"] != "ok":
         return [head]
     heights = disc_heights(load_image(discs)) if discs else {}
