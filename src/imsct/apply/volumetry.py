@@ -16,8 +16,7 @@ from ..io import load_image
 from .levels import disc_heights, span
 
 COLUMNS = ["participant_id", "session_id", "key", "status", "contrasts", "class", "volume_cm3", "si_extent_mm",
-           "si_top_mm",
-           "si_bottom_mm", "n_lesions", "discs", "vertebral_levels", "cord_volume_cm3", "agreement_dice",
+           "si_top_mm", "si_bottom_mm", "n_lesions", "discs", "vertebral_levels", "cord_volume_cm3", "agreement_dice",
            "agreement_std", "flagged"]
 CONNECTIVITY = 18  # lesions are counted as postprocessing removes small objects (18-connected)
 
