@@ -337,6 +337,7 @@ def test_stale_checkpoint_is_not_resumed_and_lost_outputs_come_back(preprocessed
 
 # ---------------------------------------------------------------- export
 def test_export_model_folder_parity_and_hashes(tiny_models, tmp_path):
+    import onnx
     import onnxruntime as ort
 
     from imsct.inference.modelfolder import ModelFolderError, read_model_folder
@@ -357,6 +358,9 @@ def test_export_model_folder_parity_and_hashes(tiny_models, tmp_path):
         ref = model(x).numpy()
     got = ort.InferenceSession(str(folder / "tumor.onnx")).run(None, {"input": x.numpy()})[0]
     assert np.abs(ref - got).max() <= 1e-4
+    # upsampling is exported as broadcast + reshape, not ONNX Runtime's slow 5-D Resize
+    ops = {n.op_type for n in onnx.load(str(folder / "tumor.onnx")).graph.node}
+    assert "Resize" not in ops and {"Expand", "Reshape", "Conv"} <= ops
     # a tampered folder is refused
     data = bytearray((folder / "cord.onnx").read_bytes())
     data[-10] ^= 0xFF
