@@ -267,6 +267,8 @@ def test_light_install_has_no_torch_and_segments(tiny_model_folder, sct_data, tm
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert nib.load(tmp_path / "seg/t2_label-cord_mask.nii.gz").shape == nib.load(sct_data / "t2/t2.nii.gz").shape
+    # the console script registers on --threads ITK threads (default 2), and the sidecar says so
+    assert json.loads((tmp_path / "seg/t2_label-cord_mask.json").read_text())["registration"]["itk_threads"] == 2
 
 
 def test_training_and_inference_feed_the_networks_the_same_voxels(tiny_model_folder, preprocessed_small, small_cohort):

@@ -15,8 +15,10 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from .io import write_text, write_tsv
 
@@ -174,6 +176,8 @@ def _scandir_dirs(path: Path, seen: set) -> list[os.DirEntry]:
 
 
 def read_participants(bids_dir: Path) -> pd.DataFrame | None:
+    import pandas as pd
+
     p = Path(bids_dir) / "participants.tsv"
     if not p.exists():
         return None
@@ -214,6 +218,8 @@ def discover(bids_dir: str | os.PathLike, naming: Naming | None = None) -> tuple
                 excluded.append({"participant_id": pid, "session_id": sid, "reason": reason})
             else:
                 rows.append(row)
+    import pandas as pd
+
     cohort = pd.DataFrame(rows, columns=_columns(naming))
     excl = pd.DataFrame(excluded, columns=["participant_id", "session_id", "reason"])
     part = read_participants(root)
@@ -307,4 +313,6 @@ def discover_cached(bids_dir, naming: Naming, cache_dir, trust_cache: bool = Fal
 
 
 def _read_tsv(p) -> pd.DataFrame:
+    import pandas as pd
+
     return pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False, na_values=["n/a"])

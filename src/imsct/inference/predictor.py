@@ -250,7 +250,8 @@ class Predictor:
                 "models": [str(f) for f in self.folders], "device": self.device,
                 "model_sha256": [m["tumor"]["sha256"] for m in self.meta],
                 "registration": None if reg is None else {"method": reg.method, "flagged": reg.flagged,
-                                                           "transform_ras": reg.matrix.round(6).tolist()},
+                                                           "transform_ras": reg.matrix.round(6).tolist(),
+                                                           "itk_threads": reg.qc.get("itk_threads")},
                 **contrasts, "seconds": timer.rounded(), "seconds_outside_pipeline": timer.rounded(outside=True)}
         soft = {}
         if o.soft:
