@@ -74,9 +74,7 @@ def tiny_models(preprocessed_small, tmp_path_factory):
 
     from imsct.training.jobs import train_cord_model, train_tumor_model
 
-    shared = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared.parent  # one folder above each worker's: common to all of them
+    shared = shared_folder(tmp_path_factory)
     out = shared / "tiny-models"
     done = out / "trained.json"
     with FileLock(str(shared / "tiny-models.lock")):
@@ -88,6 +86,37 @@ def tiny_models(preprocessed_small, tmp_path_factory):
             done.write_text(json.dumps({"seconds": time.perf_counter() - t0}))
     read = lambda kind: json.loads((out / kind / "summary.json").read_text())  # noqa: E731
     return out, read("cord"), read("tumor"), json.loads(done.read_text())["seconds"]
+
+
+def shared_folder(tmp_path_factory) -> Path:
+    """A folder common to every xdist worker of this test run (the run's base folder)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def tiny_workflow_run(tmp_path_factory) -> Path:
+    """The whole tiny workflow run once locally (``snakemake --cores 2``), shared by the workers: the
+    end-to-end test checks it, the SLURM test compares its own run with it. Returns the folder that
+    holds ``results/`` and ``resources/``."""
+    import subprocess
+    import sys
+
+    from filelock import FileLock
+    from helpers import TINY_WORKFLOW_4
+
+    shared = shared_folder(tmp_path_factory)
+    root = shared / "tiny-workflow"
+    done = root / "done"
+    with FileLock(str(shared / "tiny-workflow.lock")):
+        if not done.exists():
+            exe = str(Path(sys.executable).parent / "snakemake")
+            r = subprocess.run([exe, "--cores", "2", *TINY_WORKFLOW_4, "--config", f"results={root}/results",
+                                f"resources={root}/resources"], cwd=REPO, capture_output=True, text=True,
+                               timeout=1200)
+            assert r.returncode == 0, r.stderr[-3000:]
+            done.write_text(r.stdout)
+    return root
 
 
 @pytest.fixture(scope="session")

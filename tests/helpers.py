@@ -10,6 +10,10 @@ TINY = {
 }
 
 
+# The tiny workflow as the tests run it whole (locally and through SLURM): 4 small subjects, one split.
+TINY_WORKFLOW_4 = ["--configfile", "config/config.yaml", "tests/tiny-workflow.yaml", "tests/four-subjects.yaml"]
+
+
 def split_sets(preprocessed: dict) -> tuple[dict, dict]:
     """First 6 subjects for training, the rest for validation."""
     keys = sorted(preprocessed)

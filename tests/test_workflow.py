@@ -255,16 +255,19 @@ def test_files_read_across_rules_are_declared(tmp_path):
 
 
 @pytest.mark.slow
-def test_training_rules_run_end_to_end(tmp_path):
-    """Splits written by the rule equal the ones the DAG was built from; both models train per split."""
+def test_training_rules_run_end_to_end(tiny_workflow_run, tmp_path):
+    """The whole tiny workflow (4 subjects, run once for the test session): splits written by the rule
+    equal the ones the DAG was built from; both models train per split; inference, evaluation, report."""
+    from helpers import TINY_WORKFLOW_4
+
     from imsct.phantom.cohort import participants_table, plan_cohort
     from imsct.splits import make_splits, split_table
 
-    r = snakemake("--cores", "2", *TINY_WORKFLOW, "--config", *tmp_config(tmp_path))
-    assert r.returncode == 0, r.stderr[-3000:]
-    res = tmp_path / "results"
+    root = tiny_workflow_run
+    run_cfg = ["--config", *tmp_config(root)]
+    res = root / "results"
     written = pd.read_csv(res / "splits/split-00.tsv", sep="\t")
-    expected = make_splits(split_table(participants_table(plan_cohort(8, 11))), 1, 0)[0]
+    expected = make_splits(split_table(participants_table(plan_cohort(4, 11))), 1, 0)[0]
     assert list(written["set"]) == list(expected["set"])
     for kind in ("cord", "tumor", "single"):
         log = pd.read_csv(res / f"models/split-00/{kind}/log.tsv", sep="\t")
@@ -276,7 +279,7 @@ def test_training_rules_run_end_to_end(tmp_path):
     assert meta["split"] == "00" and meta["tumor"]["parity"]["max_abs_diff"] <= 1e-4
     # predictions for the split's test subjects, on their native T2w grids
     for pid in expected.loc[expected["set"] == "test", "participant_id"]:
-        t2 = nib.load(tmp_path / f"resources/synthetic/{pid}/anat/{pid}_T2w.nii.gz")
+        t2 = nib.load(root / f"resources/synthetic/{pid}/anat/{pid}_T2w.nii.gz")
         for mode in ("cascade", "single"):
             pred = nib.load(res / f"predictions/split-00/{mode}/{pid}_label-wholetumor_mask.nii.gz")
             assert pred.shape == t2.shape and np.array_equal(pred.affine, t2.affine)
@@ -307,19 +310,18 @@ def test_training_rules_run_end_to_end(tmp_path):
     n_examples = html.count("Fig3-panel")
     assert html.count("data:image/png;base64,") == 3 + n_examples and n_examples >= 1
     assert "src=\"http" not in html  # self-contained
-    r = snakemake("--cores", "1", *TINY_WORKFLOW, "--config", *tmp_config(tmp_path),
-                  "--report", str(tmp_path / "report.zip"))
+    r = snakemake("--cores", "1", *TINY_WORKFLOW_4, *run_cfg, "--report", str(tmp_path / "report.zip"))
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "report.zip").stat().st_size > 10000
     # a scheduling-only edit (threads, device, resources) reruns nothing; a recipe edit reruns training
     sched = tmp_path / "scheduling.yaml"
     sched.write_text("training: {threads: 2, device: cpu, resources: {gpu: 1, mem_mb: 9000, runtime: 5}}\n")
-    r = snakemake("-n", "--cores", "1", *TINY_WORKFLOW, str(sched), "--config", *tmp_config(tmp_path))
+    r = snakemake("-n", "--cores", "1", *TINY_WORKFLOW_4, str(sched), *run_cfg)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "Nothing to be done" in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("training: {lr: 0.002}\n")
-    r = snakemake("-n", "--cores", "1", *TINY_WORKFLOW, str(recipe), "--config", *tmp_config(tmp_path))
+    r = snakemake("-n", "--cores", "1", *TINY_WORKFLOW_4, str(recipe), *run_cfg)
     assert r.returncode == 0 and job_counts(r.stdout).get("train_cord") == 1, (r.stdout + r.stderr)[-3000:]
 
 
