@@ -234,9 +234,39 @@ def bench_segment_cli(tmp: Path) -> list[tuple]:
     p2, p1 = tmp / "t2.nii.gz", tmp / "t1.nii.gz"
     nib.save(nib.Nifti1Image(d.t2w.astype("float32"), d.t2w_affine), p2)
     nib.save(nib.Nifti1Image(d.t1w.astype("float32"), d.t1w_affine), p1)
-    return bench_segment_command(folder, {"full-size phantom": (p2, p1), "real pair (sct_testing_data)": (
+    rows = bench_segment_command(folder, {"full-size phantom": (p2, p1), "real pair (sct_testing_data)": (
         REPO.parent / "shared/data/sct_testing_data/t2/t2.nii.gz",
         REPO.parent / "shared/data/sct_testing_data/t1/t1w.nii.gz")}, tmp)
+    return rows + [bench_segment_many(folder, tmp)]
+
+
+def bench_segment_many(folder: Path, tmp: Path, n: int = 4) -> tuple:
+    """Several full-size phantoms in one `imsct segment` call (sessions opened once): subjects per
+    minute, as the command prints it, and the wall time of the whole command."""
+    import re
+
+    import nibabel as nib
+
+    from imsct.phantom.subject import make_subject
+
+    t2s, t1s = [], []
+    for s in [s for s in plan_cohort(n + 4, 9) if not s.large_motion][:n]:
+        d = make_subject(s, 9, "full")
+        t2s.append(tmp / "many" / f"{s.participant_id}_T2w.nii.gz")
+        t1s.append(tmp / "many" / f"{s.participant_id}_T1w.nii.gz")
+        t2s[-1].parent.mkdir(exist_ok=True)
+        nib.save(nib.Nifti1Image(d.t2w.astype("float32"), d.t2w_affine), t2s[-1])
+        nib.save(nib.Nifti1Image(d.t1w.astype("float32"), d.t1w_affine), t1s[-1])
+    exe = shutil.which("imsct", path=str(Path(sys.executable).parent)) or "imsct"
+    t0 = time.perf_counter()
+    r = subprocess.run([exe, "segment", "--t2", *map(str, t2s), "--t1", *map(str, t1s), "--model", str(folder),
+                        "--out", str(tmp / "many-out")], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    rate = re.search(r"([\d.]+) per minute", r.stdout)
+    return (f"imsct segment, {n} full-size phantoms in one call", f"{n / wall * 60:.1f} subjects/min"
+            if r.returncode == 0 else "FAILED", "-",
+            f"whole command {wall:.0f} s; the command's own count (after loading): "
+            f"{rate.group(1) if rate else '?'}/min")
 
 
 def bench_segment(tmp: Path) -> list[tuple]:
