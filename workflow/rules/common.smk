@@ -11,7 +11,7 @@ from imsct.batching import make_batches
 from imsct.bids import Naming, discover_cached, scan_dir, scan_key
 from imsct.classes import CLASSES, LESIONS, OUTPUTS
 from imsct.config import training_recipe, validate_config
-from imsct.phantom.cohort import participants_table, plan_cohort
+from imsct.phantom.plan import participants_table, plan_cohort
 from imsct.paths import Layout
 from imsct.splits import (
     make_splits,
