@@ -1,5 +1,6 @@
 # Config validation, the cohort (known at parse time, no checkpoint) and input functions.
 import dataclasses
+import functools
 import logging
 import re
 from pathlib import Path
@@ -118,7 +119,13 @@ def infer_batches(split):
 
 
 def phantom_paths(subject):
-    """Files the phantom writes for one subject, named by the configured input naming."""
+    """Files the phantom writes for one subject, named by the configured input naming (a new dict
+    each call, from one computation per subject)."""
+    return dict(_phantom_paths(subject))
+
+
+@functools.cache
+def _phantom_paths(subject):
     root = Path(BIDS_DIR)
     anat = root / f"sub-{subject}" / "anat"
     t2w = anat / NAMING.image_name("t2w", subject)
@@ -189,10 +196,20 @@ def split_modes(split):
 
 def split_members(split, which):
     """Subject keys (wildcard values) of one set of a split; sessions follow their participant."""
-    return members(SPLIT_TABLES[split], SUBJECTS, which)
+    return list(_split_members(split, which))
+
+
+@functools.cache
+def _split_members(split, which):
+    return tuple(members(SPLIT_TABLES[split], SUBJECTS, which))
 
 
 def preproc_paths(subject):
+    return dict(_preproc_paths(subject))
+
+
+@functools.cache
+def _preproc_paths(subject):
     return L.working_grid(subject)
 
 
