@@ -85,10 +85,6 @@ else:
 APPLY_SCANS = {scan_dir(k): k for k in sorted(APPLY_ROWS)}  # sub-01/ses-02 -> 01_ses-02
 
 
-wildcard_constraints:
-    subject="|".join(sorted(set(SUBJECTS) | set(APPLY_ROWS))) or "NO_SUBJECT",
-
-
 # Short per-subject steps run in batches (config `batching`): a few hundred jobs at paper scale.
 PHANTOM_QC = SYNTHETIC and config["synthetic"]["qc"]
 PHANTOM_BATCHES = (
