@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -403,11 +404,16 @@ def bench_dry_run(tmp: Path) -> list[tuple]:
     }
     rows = []
     for name, args in runs.items():
-        t0 = time.perf_counter()
+        t0, ru0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         r = subprocess.run([exe, *args], cwd=REPO, capture_output=True, text=True)
-        t = time.perf_counter() - t0
+        t, ru1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime
         total = re.search(r"^total\s+(\d+)", r.stdout, re.M)
-        note = f"{int(total.group(1)) - 1} SLURM jobs (target <= 300)" if total and "profile" in name else ""
+        # CPU beside wall: the difference is waiting (a loaded machine, or the SLURM plugin's
+        # `scontrol show config` at import, which retries for MessageTimeout when no controller answers)
+        note = f"CPU {cpu:.1f} s, load {os.getloadavg()[0]:.1f}"
+        if total and "profile" in name:
+            note += f"; {int(total.group(1)) - 1} SLURM jobs (target <= 300)"
         rows.append((name, f"{t:.1f} s" if r.returncode == 0 else "FAILED", "<= 5 s" if "paper" in name else "~1 s",
                      note))
     return rows

@@ -11,6 +11,9 @@ import yaml
 
 # Packaged with imsct (wheel installs too); the workflow validates against the same file.
 SCHEMA = Path(__file__).resolve().parent / "config.schema.yaml"
+# libyaml where PyYAML has it (the same result; the schema is read at every parse of the workflow and
+# the pure-Python loader is the slower one).
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _with_defaults(validator_class):
@@ -60,7 +63,7 @@ def validate_config(cfg: dict, source: str | Path | None = None) -> dict:
     """Validate ``cfg`` in place against the schema, filling every missing key with its default at every
     depth, then :func:`check_semantics`. Raises ValueError naming the offending key (and ``source``).
     The CLI (:func:`load_config`) and the workflow (common.smk) both validate with it."""
-    schema = yaml.safe_load(SCHEMA.read_text())
+    schema = yaml.load(SCHEMA.read_text(), Loader=_YAML_LOADER)
     try:
         _with_defaults(jsonschema.Draft202012Validator)(schema).validate(cfg)
     except jsonschema.ValidationError as exc:

@@ -1,5 +1,6 @@
 # Config validation, the cohort (known at parse time, no checkpoint) and input functions.
 import dataclasses
+import functools
 import logging
 import re
 from pathlib import Path
@@ -11,7 +12,7 @@ from imsct.batching import make_batches
 from imsct.bids import Naming, discover_cached, scan_dir, scan_key
 from imsct.classes import CLASSES, LESIONS, OUTPUTS
 from imsct.config import training_recipe, validate_config
-from imsct.phantom.cohort import participants_table, plan_cohort
+from imsct.phantom.plan import participants_table, plan_cohort
 from imsct.paths import Layout
 from imsct.splits import (
     make_splits,
@@ -84,10 +85,6 @@ else:
 APPLY_SCANS = {scan_dir(k): k for k in sorted(APPLY_ROWS)}  # sub-01/ses-02 -> 01_ses-02
 
 
-wildcard_constraints:
-    subject="|".join(sorted(set(SUBJECTS) | set(APPLY_ROWS))) or "NO_SUBJECT",
-
-
 # Short per-subject steps run in batches (config `batching`): a few hundred jobs at paper scale.
 PHANTOM_QC = SYNTHETIC and config["synthetic"]["qc"]
 PHANTOM_BATCHES = (
@@ -118,7 +115,13 @@ def infer_batches(split):
 
 
 def phantom_paths(subject):
-    """Files the phantom writes for one subject, named by the configured input naming."""
+    """Files the phantom writes for one subject, named by the configured input naming (a new dict
+    each call, from one computation per subject)."""
+    return dict(_phantom_paths(subject))
+
+
+@functools.cache
+def _phantom_paths(subject):
     root = Path(BIDS_DIR)
     anat = root / f"sub-{subject}" / "anat"
     t2w = anat / NAMING.image_name("t2w", subject)
@@ -189,10 +192,20 @@ def split_modes(split):
 
 def split_members(split, which):
     """Subject keys (wildcard values) of one set of a split; sessions follow their participant."""
-    return members(SPLIT_TABLES[split], SUBJECTS, which)
+    return list(_split_members(split, which))
+
+
+@functools.cache
+def _split_members(split, which):
+    return tuple(members(SPLIT_TABLES[split], SUBJECTS, which))
 
 
 def preproc_paths(subject):
+    return dict(_preproc_paths(subject))
+
+
+@functools.cache
+def _preproc_paths(subject):
     return L.working_grid(subject)
 
 

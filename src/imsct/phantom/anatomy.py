@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from .plan import size_factor
+
 DZ = 0.25  # mm, sampling of the z tables
 
 VERTEBRAE = (
@@ -96,14 +98,6 @@ class Anatomy:
             "thoracic": (t[7], b[18]),
             "lumbar": (t[19], b[23]),
         }
-
-
-def size_factor(age: float, sex: str) -> float:
-    """Body-size factor: 1 for an adult man; children scale down (spine length ~ 0.6 at age 1)."""
-    adult = 1.0 if sex == "M" else 0.94
-    if age >= 17:
-        return adult
-    return adult * (0.58 + 0.42 * max(age, 0.5) / 17.0)
 
 
 def draw_anatomy(rng: np.random.Generator, age: float, sex: str) -> Anatomy:

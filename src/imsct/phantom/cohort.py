@@ -1,4 +1,4 @@
-"""Synthetic IMSCT cohort: the plan (who has what), and the BIDS writer.
+"""Synthetic IMSCT cohort: the plan (who has what, :mod:`.plan`), and the BIDS writer.
 
 The plan depends only on (n, seed), so the workflow knows every subject at dry-run time, and each
 subject is generated independently from ``default_rng([seed, index])``, so subjects can be produced in
@@ -16,99 +16,8 @@ from .. import __version__
 from ..bids import Naming, stem
 from ..classes import LESIONS
 from ..io import save_nifti, write_json, write_text, write_tsv
-from .anatomy import size_factor
-from .lesions import HIGH_GRADE_FRACTION, P_CAVITY, TUMOR_TYPES, p_edema
-from .subject import SubjectData, SubjectSpec, make_subject
-
-# Paper, section 2.1 and Table 1.
-TYPE_COUNTS = {"astrocytoma": 101, "ependymoma": 122, "hemangioblastoma": 120}
-MALE_FRACTION = {"astrocytoma": 60 / 101, "ependymoma": 70 / 122, "hemangioblastoma": 68 / 120}
-AGE = {"astrocytoma": (30, 1, 63), "ependymoma": (42, 8, 76), "hemangioblastoma": (35.5, 8, 66)}
-LUMBAR_FRACTION = 45 / 343
-LARGE_MOTION_FRACTION = 0.10
-CERVICAL_FRACTION = {"astrocytoma": 0.5, "ependymoma": 0.6, "hemangioblastoma": 0.55}
-
-
-def _quota(n: int, weights: dict[str, float]) -> list[str]:
-    """Largest-remainder apportionment, so small cohorts keep the paper's proportions."""
-    total = sum(weights.values())
-    raw = {k: n * w / total for k, w in weights.items()}
-    counts = {k: int(np.floor(v)) for k, v in raw.items()}
-    for k in sorted(raw, key=lambda k: raw[k] - counts[k], reverse=True)[: n - sum(counts.values())]:
-        counts[k] += 1
-    return [k for k in weights for _ in range(counts[k])]
-
-
-def plan_cohort(n: int, seed: int) -> list[SubjectSpec]:
-    if n < 1:
-        raise ValueError(f"--subjects must be at least 1, got {n}")
-    rng = np.random.default_rng([seed, 0])
-    types = rng.permutation(_quota(n, TYPE_COUNTS))
-    n_lumbar = int(round(n * LUMBAR_FRACTION))
-    lumbar = np.zeros(n, bool)
-    lumbar[rng.permutation(n)[:n_lumbar]] = True
-    n_large = int(round(n * LARGE_MOTION_FRACTION)) if n >= 5 else 0
-    large = np.zeros(n, bool)
-    large[rng.permutation(n)[:n_large]] = True
-    specs = []
-    for i in range(n):
-        t = str(types[i])
-        r = np.random.default_rng([seed, i + 1, 1])
-        median, lo, hi = AGE[t]
-        age = int(np.clip(np.rint(r.normal(median, (hi - lo) / 4.5)), lo, hi))
-        sex = "M" if r.uniform() < MALE_FRACTION[t] else "F"
-        region = "lumbar" if lumbar[i] else ("cervical" if r.uniform() < CERVICAL_FRACTION[t] else "thoracic")
-        specs.append(SubjectSpec(i + 1, f"sub-{i + 1:03d}", t, sex, age, region, bool(large[i])))
-    _plan_lesions(specs, seed)
-    return specs
-
-
-def _stratified(rng: np.random.Generator, k: int) -> np.ndarray:
-    """k quantiles, one in each of k equal strata, in random order (Latin hypercube in 1-D)."""
-    return (rng.permutation(k) + rng.uniform(size=k)) / k
-
-
-def _plan_lesions(specs: list[SubjectSpec], seed: int) -> None:
-    """Astrocytoma grades, which subjects have edema / a cavity (quotas per type and grade), and
-    stratified volume quantiles per class within each group: a cohort of the paper's size then
-    reproduces Table 2 and the prevalences closely instead of within sampling noise. Its own random
-    stream, so the rest of the plan is as before."""
-    rng = np.random.default_rng([seed, 0, 2])
-    astro = [s for s in specs if s.tumor_type == "astrocytoma"]
-    n_high = int(round(len(astro) * HIGH_GRADE_FRACTION))
-    for k, s in enumerate(rng.permutation(len(astro))):
-        astro[s].tumor_grade = "high" if k < n_high else "low"
-    groups: dict[tuple, list[SubjectSpec]] = {}
-    for s in specs:
-        groups.setdefault((s.tumor_type, s.tumor_grade), []).append(s)
-    for (t, grade), members in groups.items():
-        n = len(members)
-        # Larger bodies tend to get the larger lesions (a child's cord cannot hold the largest ones):
-        # quantiles go out in the order of body size plus noise.
-        size = np.array([size_factor(s.age, s.sex) for s in members])
-
-        def by_size(u, has, size=size, n=n):
-            key = size[has] + rng.normal(0, 0.1, int(has.sum()))
-            out = np.zeros(n)
-            out[np.flatnonzero(has)[np.argsort(key)]] = np.sort(u)
-            return out
-
-        q = {"tumor": by_size(_stratified(rng, n), np.ones(n, bool))}
-        for cls, p in (("edema", p_edema(t, grade)), ("cavity", P_CAVITY[t])):
-            has = np.zeros(n, bool)
-            has[rng.permutation(n)[: int(round(n * p))]] = True
-            q[cls] = by_size(_stratified(rng, int(has.sum())), has)
-            for s, h in zip(members, has):
-                setattr(s, f"has_{cls}", bool(h))
-        for i, s in enumerate(members):
-            s.volume_quantiles = tuple(round(float(q[c][i]), 6) for c in ("tumor", "edema", "cavity"))
-
-
-def participants_table(specs: list[SubjectSpec]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [{"participant_id": s.participant_id, "tumor_type": s.tumor_type, "sex": s.sex, "age": s.age,
-          "tumor_region": s.tumor_region, "tumor_grade": s.tumor_grade} for s in specs]
-    )
+from .plan import TUMOR_TYPES, SubjectSpec, participants_table, plan_cohort
+from .subject import SubjectData, make_subject
 
 
 def write_dataset_files(out: Path, specs: list[SubjectSpec], seed: int, size: str, naming: Naming) -> None:

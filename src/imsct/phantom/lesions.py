@@ -29,24 +29,21 @@ from scipy.special import ndtri
 
 from ..classes import LESIONS
 from .anatomy import DZ, Anatomy
+from .plan import HIGH_GRADE_FRACTION, P_CAVITY, p_edema
 
-TUMOR_TYPES = ("astrocytoma", "ependymoma", "hemangioblastoma")
 # Table 2 (cm3): tumor, edema, cavity volume mean and std per type, over the subjects having the class.
 TABLE2 = {
     "astrocytoma": {"tumor": (8.3, 5.9), "edema": (7.2, 7.8), "cavity": (34.4, 31.8)},
     "ependymoma": {"tumor": (8.1, 2.9), "edema": (5.7, 4.0), "cavity": (23.0, 17.9)},
     "hemangioblastoma": {"tumor": (2.7, 4.5), "edema": (17.2, 13.1), "cavity": (49.0, 37.6)},
 }
-# Section 2.1: 36 of the 101 astrocytomas were high-grade. High-grade: larger, enhancing, more (and
-# more frequent) edema. Weighted 65:36 (edema: by the subjects having it) these mix to Table 2's row.
-HIGH_GRADE_FRACTION = 36 / 101
+# Astrocytoma grades (HIGH_GRADE_FRACTION, see .plan): high-grade ones are larger, enhancing, with
+# more (and more frequent) edema. Weighted 65:36 (edema: by the subjects having it) these mix to
+# Table 2's row.
 GRADE_VOLUMES = {
     "low": {"tumor": (7.1, 5.0), "edema": (5.3, 5.4), "cavity": (34.4, 31.8)},
     "high": {"tumor": (10.5, 6.8), "edema": (9.1, 9.3), "cavity": (34.4, 31.8)},
 }
-# Share of subjects with edema / a cavity; cohort prevalences come out at ~51 % and ~67 % (section 4.2).
-P_EDEMA = {"astrocytoma": {"low": 0.40, "high": 0.70}, "ependymoma": 0.50, "hemangioblastoma": 0.58}
-P_CAVITY = {"astrocytoma": 0.55, "ependymoma": 0.70, "hemangioblastoma": 0.75}
 # Physical range (cm3) each class is clipped to: above it the anatomy cannot hold the lesion.
 RANGE_CM3 = {
     "astrocytoma": {"tumor": (0.5, 32.0), "edema": (0.3, 40.0), "cavity": (0.5, 130.0)},
@@ -120,11 +117,6 @@ def volume_distribution(tumor_type: str, grade: str | None, cls: str) -> tuple[f
     """(mean, std, lo, hi) in cm3 of one class for one tumor type (and astrocytoma grade)."""
     mean, std = GRADE_VOLUMES[grade][cls] if tumor_type == "astrocytoma" and grade else TABLE2[tumor_type][cls]
     return (mean, std, *RANGE_CM3[tumor_type][cls])
-
-
-def p_edema(tumor_type: str, grade: str | None) -> float:
-    p = P_EDEMA[tumor_type]
-    return p[grade or "low"] if isinstance(p, dict) else p
 
 
 _U = (np.arange(4000) + 0.5) / 4000

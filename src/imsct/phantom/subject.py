@@ -10,22 +10,8 @@ from ..classes import LESIONS
 from .acquisition import ORIENTATIONS, SIZES, acquire, draw_grid, draw_motion, reorient
 from .anatomy import VERTEBRAE, Anatomy, draw_anatomy
 from .lesions import draw_lesions, expand_cord, lesion_dicts
+from .plan import SubjectSpec
 from .render import Grid, render, tissue_luts
-
-
-@dataclass
-class SubjectSpec:
-    index: int  # 1-based position in the cohort
-    participant_id: str  # "sub-001"
-    tumor_type: str
-    sex: str
-    age: int
-    tumor_region: str
-    large_motion: bool
-    tumor_grade: str | None = None  # astrocytoma: "low" | "high"
-    has_edema: bool | None = None  # None: drawn per subject
-    has_cavity: bool | None = None
-    volume_quantiles: tuple[float, float, float] | None = None  # tumor, edema, cavity
 
 
 @dataclass
