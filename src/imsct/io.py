@@ -15,7 +15,6 @@ import struct
 import tempfile
 import zlib
 from collections.abc import Iterator
-from glob import escape as glob_escape
 from pathlib import Path
 
 import nibabel as nib
@@ -52,6 +51,17 @@ def _output_error(path: Path, exc: OSError) -> OSError:
     return exc
 
 
+def _stale_temporaries(path: Path) -> list[Path]:
+    """Files ``.<name>.*.tmp*`` beside ``path`` (what :func:`atomic_path` names its temporaries); a
+    directory scan with string tests, as a glob compiles a pattern per file name."""
+    prefix = f".{path.name}."
+    try:
+        with os.scandir(path.parent) as entries:
+            return [Path(e.path) for e in entries if e.name.startswith(prefix) and ".tmp" in e.name[len(prefix):]]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds, so
@@ -62,7 +72,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     # temporaries of the same file left by a killed run (kill -9 skips every cleanup)
-    for stale in path.parent.glob(f".{glob_escape(path.name)}.*.tmp*"):
+    for stale in _stale_temporaries(path):
         stale.unlink(missing_ok=True)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
