@@ -133,19 +133,34 @@ def acquire(rng: np.random.Generator, image: np.ndarray, snr: float, bias: float
     """Bias field, Rician noise (magnitude of complex Gaussian noise) and an arbitrary scanner scale;
     returns int16 as most scanners store."""
     img = image * bias_field(rng, image.shape, bias)
-    sigma = np.float32(np.percentile(img[img > 0.05], 95) / snr) if (img > 0.05).any() else np.float32(0.01)
-    re = img + sigma * rng.standard_normal(img.shape, dtype=np.float32)
-    im = sigma * rng.standard_normal(img.shape, dtype=np.float32)
-    mag = np.sqrt(re * re + im * im)
+    bright = img[img > 0.05]
+    sigma = np.float32(np.percentile(bright, 95, overwrite_input=True) / snr) if bright.size else np.float32(0.01)
+    del bright
+    # In place, with the same operations as img + sigma * noise and sqrt(re * re + im * im).
+    re = rng.standard_normal(img.shape, dtype=np.float32)
+    re *= sigma
+    re += img
+    del img
+    im = rng.standard_normal(re.shape, dtype=np.float32)
+    im *= sigma
+    re *= re
+    im *= im
+    re += im
+    del im
+    mag = np.sqrt(re, out=re)
     scale = rng.uniform(800, 3000) / max(float(np.percentile(mag, 99.5)), 1e-6)
-    return np.clip(np.rint(mag * scale), 0, 32767).astype(np.int16)
+    mag *= scale
+    np.rint(mag, out=mag)
+    np.clip(mag, 0, 32767, out=mag)
+    return mag.astype(np.int16)
 
 
 def reorient(data: np.ndarray, affine: np.ndarray, axcodes: str) -> tuple[np.ndarray, np.ndarray]:
-    """Store a RAS-ordered array in another voxel orientation (same world positions)."""
+    """Store a RAS-ordered array in another voxel orientation (same world positions); the result is
+    Fortran-ordered, as NIfTI stores voxels."""
     src = nib.orientations.axcodes2ornt(nib.aff2axcodes(affine))
     dst = nib.orientations.axcodes2ornt(tuple(axcodes))
     t = nib.orientations.ornt_transform(src, dst)
     out = nib.orientations.apply_orientation(data, t)
     new_aff = affine @ nib.orientations.inv_ornt_aff(t, data.shape)
-    return np.ascontiguousarray(out), new_aff
+    return np.asfortranarray(out), new_aff

@@ -59,8 +59,9 @@ def write_subject(out: Path, data: SubjectData, naming: Naming, session: str | N
         "t2w": anat / naming.image_name("t2w", label, session),
         "t1w": anat / naming.image_name("t1w", label, session),
     }
-    save_nifti(data.t2w, data.t2w_affine, paths["t2w"])
-    save_nifti(data.t1w, data.t1w_affine, paths["t1w"])
+    # run-length gzip: the noisy images and one-byte masks compress as well and about twice as fast
+    save_nifti(data.t2w, data.t2w_affine, paths["t2w"], rle=True)
+    save_nifti(data.t1w, data.t1w_affine, paths["t1w"], rle=True)
     tr = data.truth
     for key, grid in (("t2w", "t2w_grid"), ("t1w", "t1w_grid")):
         write_json({"Modality": "MR", "MRAcquisitionType": "2D", "SliceThickness": tr[grid]["spacing_ras"][0],
@@ -71,11 +72,11 @@ def write_subject(out: Path, data: SubjectData, naming: Naming, session: str | N
     for key in (*LESIONS, "centerline", "discs"):
         if key in naming.labels:
             p = naming.label_path(out, key, label, session, stems)
-            save_nifti(data.labels[key], data.t2w_affine, p, dtype=np.uint8)
+            save_nifti(data.labels[key], data.t2w_affine, p, dtype=np.uint8, rle=True)
             paths[key] = p
     if "t1w_discs" in naming.labels:
         p = naming.label_path(out, "t1w_discs", label, session, stems)
-        save_nifti(data.t1w_discs, data.t1w_affine, p, dtype=np.uint8)
+        save_nifti(data.t1w_discs, data.t1w_affine, p, dtype=np.uint8, rle=True)
         paths["t1w_discs"] = p
     scan = "_".join([data.spec.participant_id, *ses])
     truth_p = out.joinpath("derivatives", "phantom", data.spec.participant_id, *ses, f"{scan}_truth.json")

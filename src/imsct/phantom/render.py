@@ -204,21 +204,57 @@ def render(
     tex_a = 0.55 * fa + 0.83 * ca
     tex_b = 0.55 * fb + 0.83 * cb
     acc_shape = (ny * f, nz * f)
+
+    # Each structure is painted only inside the bounding box of where it can be in any slice (its
+    # x-independent part; for the ellipses, x term >= 0 plus a 2-D term, where the 2-D term alone passes
+    # the test), cut per slice to the columns (z) its per-row conditions allow. Elementwise the same
+    # arithmetic as on the whole plane, so the same values.
+    cord_cand = has_cord & (cord_n2 < 1)
+    musc_back = musc_n & ~fat_post
+    # Intermuscular fat streaks are where c * fa + s * fb > 1.7 with c^2 + s^2 = 1: only where
+    # fa^2 + fb^2 > 1.7^2 (less a margin far above rounding), a minority of the muscle.
+    streak_r, streak_c = np.nonzero(musc_back & (fa * fa + fb * fb > 2.85))
+    streak_fa, streak_fb = fa[streak_r, streak_c], fb[streak_r, streak_c]
+    streak_at = streak_r * fa.shape[1] + streak_c  # flat index in the (y, z) plane
+    box = {
+        "airway": _bbox(airway), "neck_fat": _bbox(neck_fat), "neck_air": _bbox(neck_air),
+        "lung": _bbox(lung), "aorta": _bbox(aorta_n2 < 100), "psoas": _bbox(psoas),
+        # muscle and its fat streaks only matter where the (static) posterior fat does not cover them
+        "musc": _bbox(musc_back), "fat_post": _bbox(fat_post), "air_post": _bbox(air_post),
+        "body": _bbox(is_body & (body_n2 < 1)), "disc": _bbox(is_disc & (body_n2 < 1.08)),
+        "lam_lig": _bbox(lam_lig), "lam_bone": _bbox(lam_bone), "spin": _bbox(spin),
+        "spin_bone": _bbox(spin_bone), "facet_bone": _bbox(facet_bone), "facet_lig": _bbox(facet_lig),
+        "brain": _bbox(brain), "occiput": _bbox(occiput), "canal": _bbox(can_n2 < 1),
+        "sac": _bbox(sac_n2 < 1), "cord": _bbox(cord_cand),
+    }
     if les_cols:
-        # One block of columns covering every lesion, aligned to whole native voxels.
+        # One block covering every lesion: their columns, aligned to whole native voxels, and the rows
+        # the cord can reach there (lesions lie inside the cord).
         c_lo = (min(cs.start for _, cs in les_cols) // f) * f
         c_hi = -(-max(cs.stop for _, cs in les_cols) // f) * f
-        les_cols = [(les, slice(cs.start - c_lo, cs.stop - c_lo)) for les, cs in les_cols]
-    else:
-        c_lo = c_hi = 0
-    lcs = slice(c_lo, c_hi)
-    lcs_native = slice(c_lo // f, c_hi // f)
+        rows = np.flatnonzero(cord_cand[:, c_lo:c_hi].any(axis=1))
+        if rows.size:
+            r_lo, r_hi = (rows[0] // f) * f, -(-(rows[-1] + 1) // f) * f
+            # each lesion's own block inside: its columns, and the rows the cord reaches there
+            les_cols, blocks = [], les_cols
+            for les, cs in blocks:
+                rows = np.flatnonzero(cord_cand[r_lo:r_hi, cs].any(axis=1))
+                if rows.size:
+                    les_cols.append((les, (slice(rows[0], rows[-1] + 1), slice(cs.start - c_lo, cs.stop - c_lo))))
+        else:
+            les_cols = []
+    if not les_cols:
+        c_lo = c_hi = r_lo = r_hi = 0
+    lrs, lcs = slice(r_lo, r_hi), slice(c_lo, c_hi)
+    lrs_native, lcs_native = slice(r_lo // f, r_hi // f), slice(c_lo // f, c_hi // f)
     out_shape = (nx, ny, nz)
     image = np.zeros(out_shape, np.float32)
     tissue = np.zeros(out_shape, np.uint8)
     fractions = {k: np.zeros(out_shape, np.float32) for k in LABEL_TISSUES} if with_labels else {}
     acc = np.empty(acc_shape, np.float32)
-    lab_acc = {k: np.zeros((ny * f, c_hi - c_lo), np.float32) for k in fractions}
+    tex = np.empty(acc_shape, np.float32)
+    tmp = np.empty(acc_shape, np.float32)
+    lab_acc = {k: np.zeros((r_hi - r_lo, c_hi - c_lo), np.float32) for k in fractions}
     for i in range(nx):
         acc[:] = 0
         for a in lab_acc.values():
@@ -227,67 +263,86 @@ def render(
             x = xs[i] - sx / 2 + (sub + 0.5) * sx / nsub
             wx = 2 * np.pi * x / 37.0
             c, s = np.float32(np.cos(wx + tex_phase[0])), np.float32(np.sin(wx + tex_phase[0]))
-            tex = c * tex_a + s * tex_b
+            if with_image:
+                np.multiply(c, tex_a, out=tex)
+                tex += np.multiply(s, tex_b, out=tmp)
             dx = x - cx  # per row
             adx = np.abs(dx)
             dx2 = dx * dx
 
             lab = np.full(acc_shape, SOFT, np.uint8)
-            lab[airway & (adx < 8)] = LUNG
-            lab[neck_fat] = FAT
-            lab[neck_air] = AIR
-            lab[lung & (adx > body_w + 4)] = LUNG
-            lab[aorta_n2 + (dx - aorta_x) ** 2 < 100] = VESSEL
-            lab[psoas & (adx > body_w - 6) & (adx < body_w + 22)] = MUSCLE
-            musc = musc_n & (adx < 48)
-            lab[musc] = MUSCLE
-            lab[musc & (c * fa + s * fb > 1.7)] = FAT  # intermuscular fat streaks
-            lab[fat_post] = FAT
-            lab[air_post] = AIR
-            e = dx2 * inv_w2 + body_n2
-            body = is_body & (e < 1)
-            lab[body] = MARROW
-            lab[body & ((e > 0.8) | body_cortex)] = CORTEX
-            disc = is_disc & (e < 1.08)
-            lab[disc] = ANNULUS
-            lab[disc & (e < 0.4) & nucleus_h] = NUCLEUS
+            # per-row (z) conditions; for the ellipses, the x term alone below the threshold
+            airway_x = adx < 8
+            _fill(lab, box["airway"], LUNG, airway, airway_x)
+            _fill(lab, box["neck_fat"], FAT, neck_fat)
+            _fill(lab, box["neck_air"], AIR, neck_air)
+            lung_x = adx > body_w + 4
+            _fill(lab, box["lung"], LUNG, lung, lung_x)
+            _fill_below(lab, box["aorta"], VESSEL, aorta_n2, (dx - aorta_x) ** 2, 100)
+            psoas_x = (adx > body_w - 6) & (adx < body_w + 22)
+            _fill(lab, box["psoas"], MUSCLE, psoas, psoas_x)
+            musc_x = adx < 48
+            _fill(lab, box["musc"], MUSCLE, musc_n, musc_x)
+            streak = c * streak_fa + s * streak_fb > 1.7  # intermuscular fat streaks
+            if not musc_x.all():
+                streak &= musc_x[0, streak_c]
+            lab.reshape(-1)[streak_at[streak]] = FAT
+            _fill(lab, box["fat_post"], FAT, fat_post)
+            _fill(lab, box["air_post"], AIR, air_post)
+            body_x = dx2 * inv_w2
+            blk = _narrow(box["body"], body_x < 1)
+            if blk is not None:
+                r, k = blk
+                e = body_x[:, k] + body_n2[r, k]
+                body = is_body[r, k] & (e < 1)
+                w = lab[r, k]
+                np.copyto(w, MARROW, where=body)
+                np.copyto(w, CORTEX, where=body & ((e > 0.8) | body_cortex[r, k]))
+            blk = _narrow(box["disc"], body_x < 1.08)
+            if blk is not None:
+                r, k = blk
+                e = body_x[:, k] + body_n2[r, k]
+                disc = is_disc[r, k] & (e < 1.08)
+                w = lab[r, k]
+                np.copyto(w, ANNULUS, where=disc)
+                np.copyto(w, NUCLEUS, where=disc & (e < 0.4) & nucleus_h[r, k])
             lat = adx < can_rx + 5
-            lab[lam_lig & lat] = LIGAMENT
-            lab[lam_bone & lat] = POST_BONE
-            lab[spin & (adx < 1.5)] = LIGAMENT
-            lab[spin_bone & (adx < 3.5)] = POST_BONE
+            _fill(lab, box["lam_lig"], LIGAMENT, lam_lig, lat)
+            _fill(lab, box["lam_bone"], POST_BONE, lam_bone, lat)
+            _fill(lab, box["spin"], LIGAMENT, spin, adx < 1.5)
+            _fill(lab, box["spin_bone"], POST_BONE, spin_bone, adx < 3.5)
             lat = (adx > can_rx - 1) & (adx < can_rx + 9)
-            lab[facet_bone & lat] = POST_BONE
-            lab[facet_lig & lat] = LIGAMENT
-            lab[brain] = BRAIN
-            lab[occiput] = CORTEX
-            lab[dx2 * inv_can_rx2 + can_n2 < 1] = EPIFAT
-            lab[dx2 * inv_sac_rx2 + sac_n2 < 1] = CSF
-            in_cord = has_cord & (dx2 * inv_cord_rx2 + cord_n2 < 1)
-            lab[in_cord] = CORD
+            _fill(lab, box["facet_bone"], POST_BONE, facet_bone, lat)
+            _fill(lab, box["facet_lig"], LIGAMENT, facet_lig, lat)
+            _fill(lab, box["brain"], BRAIN, brain)
+            _fill(lab, box["occiput"], CORTEX, occiput)
+            cord_x = dx2 * inv_cord_rx2
+            _fill_below(lab, box["canal"], EPIFAT, can_n2, dx2 * inv_can_rx2, 1)
+            _fill_below(lab, box["sac"], CSF, sac_n2, dx2 * inv_sac_rx2, 1)
+            _fill_below(lab, box["cord"], CORD, cord_n2, cord_x, 1, has_cord)
             if les_cols:
                 # Lesions (edema first, then cavity, then tumor: the later wins).
-                sub_lab = lab[:, lcs]
-                sub_in = in_cord[:, lcs]
-                sub_tex = tex[:, lcs]
-                sub_n = n[:, lcs]
+                sub_lab = lab[lrs, lcs]
+                sub_in = has_cord[:, lcs] & (cord_x[:, lcs] + cord_n2[lrs, lcs] < 1)
+                sub_tex = tex[lrs, lcs] if with_image else c * tex_a[lrs, lcs] + s * tex_b[lrs, lcs]
+                sub_n = n[lrs, lcs]
                 sub_dx = np.broadcast_to(dx[:, lcs], sub_lab.shape)
                 for kind_name in ("edema", "cavity", "tumor"):
-                    for les, cs in les_cols:
+                    for les, (rs, cs) in les_cols:
                         if les.kind != kind_name:
                             continue
                         zc = Z[:, lcs][:, cs]
                         t = np.abs((zc - les.z0) / les.hz) ** les.pz
-                        inside = sub_in[:, cs]
-                        lab_c = sub_lab[:, cs]
+                        inside = sub_in[rs, cs]
+                        lab_c = sub_lab[rs, cs]
                         if les.kind == "edema":
-                            lab_c[inside & (t < 1 + les.lump * sub_tex[:, cs])] = EDEMA
+                            lab_c[inside & (t < 1 + les.lump * sub_tex[rs, cs])] = EDEMA
                             continue
                         mod = les.modulation(zc)
-                        q = t + ((sub_dx[:, cs] - les.ox) / (les.ax * mod)) ** 2 + (
-                            (sub_n[:, cs] - les.oy) / (les.ay * mod)
+                        q = t + ((sub_dx[rs, cs] - les.ox) / (les.ax * mod)) ** 2 + (
+                            (sub_n[rs, cs] - les.oy) / (les.ay * mod)
                         ) ** 2
-                        m = inside & (q < 1 + les.lump * sub_tex[:, cs])
+                        m = inside & (q < 1 + les.lump * sub_tex[rs, cs])
                         if les.kind == "cavity":
                             lab_c[m] = CAVITY
                             continue
@@ -295,7 +350,7 @@ def render(
                             cap = inside & (q < 1.35) & (t > 0.55) & ~m & (lab_c == CORD)
                             lab_c[cap] = HEMOSIDERIN
                         lab_c[m] = TUMOR
-                        tex2 = (-s * ca + c * cb)[:, lcs][:, cs]
+                        tex2 = -s * ca[lrs, lcs][rs, cs] + c * cb[lrs, lcs][rs, cs]
                         lab_c[m & (tex2 > enh_thr)] = TUMOR_ENH
                 for name, a in lab_acc.items():
                     tissues = LABEL_TISSUES[name]
@@ -304,19 +359,76 @@ def render(
                         hit |= sub_lab == t_id
                     a += hit
             if with_image:
-                acc += lut[lab] * (1 + tex_amp[lab] * tex)
+                # lut[lab] * (1 + tex_amp[lab] * tex), without full-plane temporaries
+                np.take(tex_amp, lab, out=tmp, mode="clip")
+                tmp *= tex
+                tmp += 1
+                tmp *= np.take(lut, lab)
+                acc += tmp
             if sub == nsub // 2:
                 tissue[i] = lab[f // 2 :: f, f // 2 :: f]
         image[i] = _downsample(acc, f) / nsub
         for name, a in lab_acc.items():
-            fractions[name][i, :, lcs_native] = _downsample(a, f) / nsub
+            fractions[name][i, lrs_native, lcs_native] = _downsample(a, f) / nsub
     np.clip(image, 0, None, out=image)
     return image, fractions, tissue
+
+
+def _fill(lab: np.ndarray, box, value: int, mask: np.ndarray, cols: np.ndarray | None = None) -> None:
+    """``lab[mask & cols] = value`` inside ``box`` (row slice, column slice) of the 2-D ``mask``; ``cols``:
+    per-row (z) booleans, shape (1, nz)."""
+    if cols is not None:
+        box = _narrow(box, cols)
+    if box is not None:
+        r, k = box
+        np.copyto(lab[r, k], value, where=mask[r, k] if cols is None else mask[r, k] & cols[:, k])
+
+
+def _fill_below(lab: np.ndarray, box, value: int, field: np.ndarray, term: np.ndarray, thr: float,
+                cols: np.ndarray | None = None) -> None:
+    """``lab[(term + field < thr) & cols] = value`` inside ``box``, for a 2-D ``field`` and a per-row
+    ``term`` >= 0 (so only columns with ``term < thr`` can hold any of it)."""
+    box = _narrow(box, term < thr if cols is None else cols & (term < thr))
+    if box is not None:
+        r, k = box
+        m = term[:, k] + field[r, k] < thr
+        if cols is not None:
+            m &= cols[:, k]
+        np.copyto(lab[r, k], value, where=m)
+
+
+def _narrow(box, cols: np.ndarray):
+    """``box`` cut to its columns from the first to the last where ``cols`` is True (None if none)."""
+    if box is None:
+        return None
+    r, k = box
+    idx = np.flatnonzero(cols[0, k])
+    if not idx.size:
+        return None
+    return r, slice(k.start + int(idx[0]), k.start + int(idx[-1]) + 1)
+
+
+def _bbox(mask: np.ndarray):
+    """Bounding box (row slice, column slice) of the True part of a 2-D mask, None if it has none."""
+    cols = np.flatnonzero(mask.any(axis=0))
+    if not cols.size:
+        return None
+    rows = np.flatnonzero(mask[:, cols[0] : cols[-1] + 1].any(axis=1))
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
 
 
 def _downsample(a: np.ndarray, f: int) -> np.ndarray:
     """Block sum of f x f fine pixels (partial volume in-plane); identity when f == 1."""
     if f == 1:
         return a
-    h, w = a.shape
-    return a.reshape(h // f, f, w // f, f).sum(axis=3).sum(axis=1) / (f * f)
+    if f > 7:  # numpy sums 8 or more terms pairwise
+        h, w = a.shape
+        return a.reshape(h // f, f, w // f, f).sum(axis=3).sum(axis=1) / (f * f)
+    # the same additions, in the same order, as the reshape and sums above (left to right below 8 terms)
+    cols = a[:, 0::f].copy()
+    for j in range(1, f):
+        cols += a[:, j::f]
+    out = cols[0::f].copy()
+    for j in range(1, f):
+        out += cols[j::f]
+    return out / (f * f)

@@ -53,6 +53,13 @@ def _point_label_volume(shape, grid: Grid, points: dict[int, np.ndarray]) -> np.
     return vol
 
 
+def _value_counts(vol: np.ndarray) -> dict[int, int]:
+    """Voxel count of each nonzero value of a sparse label volume."""
+    flat = vol.ravel(order="K")
+    values, counts = np.unique(flat[flat != 0], return_counts=True)
+    return {int(v): int(c) for v, c in zip(values, counts)}
+
+
 def _centerline(anat: Anatomy, grid: Grid) -> np.ndarray:
     """One voxel per superior-inferior row, at the cord centre (the canal centre below the conus)."""
     vol = np.zeros(grid.shape, np.uint8)
@@ -190,7 +197,8 @@ def make_subject(spec: SubjectSpec, seed: int, size: str = "full") -> SubjectDat
     aff1 = motion.matrix @ aff1_patient
 
     voxel_mm3 = float(np.prod(g2.spacing))
-    in_fov = {k: int(v) for k, v in ((k, np.count_nonzero(labels["discs"] == k)) for k in discs) if v}
+    in_t1 = _value_counts(t1_discs)
+    in_fov = _value_counts(labels["discs"])
     truth = {
         "participant_id": spec.participant_id,
         "tumor_type": spec.tumor_type,
@@ -199,7 +207,7 @@ def make_subject(spec: SubjectSpec, seed: int, size: str = "full") -> SubjectDat
         "seed": seed,
         "motion": motion.to_dict(),
         "tumor_grade": spec.tumor_grade,
-        "volumes_cm3": {c: round(float(labels[c].sum()) * voxel_mm3 / 1000, 4) for c in LESIONS},
+        "volumes_cm3": {c: round(float(np.count_nonzero(labels[c])) * voxel_mm3 / 1000, 4) for c in LESIONS},
         "lesion_model": {k: v for k, v in d.lesion_info.items() if k != "tumor_grade"},
         "lesions": lesion_dicts(lesions),
         "appearance": {
@@ -214,7 +222,7 @@ def make_subject(spec: SubjectSpec, seed: int, size: str = "full") -> SubjectDat
         "discs_t2w_world": {str(k): np.round(p, 3).tolist() for k, p in discs.items() if k in in_fov},
         "discs_t1w_world": {
             str(k): np.round(motion.matrix[:3, :3] @ p + motion.matrix[:3, 3], 3).tolist()
-            for k, p in discs.items() if np.any(t1_discs == k)
+            for k, p in discs.items() if k in in_t1
         },
         "snr": round(snr, 2),
         "z_conus": round(anat.z_conus, 2),
