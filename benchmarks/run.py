@@ -382,9 +382,14 @@ def bench_segment_command(folder: Path, pairs: dict[str, tuple], tmp: Path) -> l
         if ok:  # where the time went: the pipeline's steps (sidecar), the rest is start-up, imports, writing
             import json
 
-            secs = json.loads(next(out.glob("*_label-cord_mask.json")).read_text())["seconds"]
+            side = json.loads(next(out.glob("*_label-cord_mask.json")).read_text())
+            secs = side["seconds"]
             steps = "; " + ", ".join(f"{k} {v:.1f}" for k, v in secs.items())
             steps += f", start-up + imports + writing {float(wall) - sum(secs.values()):.1f}"
+            # random weights put the cord anywhere: the crop the tumor model ran on says how typical it was
+            steps += f"; tumor model on {[b - a for a, b in side['network_input_region']]} voxels" + (
+                " (random cord model: whole field of view, an upper bound)" if side["cord_fallback_whole_fov"]
+                or side["crop"] == [[0, n] for n in side["working_shape"]] else "")
         rows.append((f"imsct segment from the shell, {name}", f"{float(wall):.1f} s" if ok else "FAILED",
                      "<= 2 s, <= 1.5 GB", f"peak {float(rss) / 1024:.0f} MB; paper-size models, 2 threads{steps}"))
     return rows
