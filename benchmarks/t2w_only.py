@@ -65,8 +65,11 @@ def prepare(cfg: dict, args, root: Path) -> tuple[dict, list[str]]:
     return paths, sets
 
 
-def train_models(cfg: dict, args, root: Path, paths: dict, sets: dict) -> dict[float, Path]:
-    """Cord model once, tumor model per dropout probability; each exported. Returns {p: model folder}."""
+def train_models(cfg: dict, args, root: Path, paths: dict, sets: dict, key: str = "modality_dropout",
+                 values: tuple | None = None) -> dict[float, Path]:
+    """Cord model once, then a tumor model per value of ``training.tumor.<key>`` (default: modality
+    dropout 0 and ``--dropout``), same seed and recipe otherwise; each exported. Returns {value: model
+    folder}."""
     from imsct.training.export import write_model_folder
     from imsct.training.jobs import run_training
 
@@ -81,21 +84,21 @@ def train_models(cfg: dict, args, root: Path, paths: dict, sets: dict) -> dict[f
     run_training("cord", args.split, train, val, cord, training, spacing, **kw)
     print(f"cord model: {time.perf_counter() - t0:.0f} s", flush=True)
     folders = {}
-    for p in (0.0, args.dropout):
+    for p in values or (0.0, args.dropout):
         t0 = time.perf_counter()
         recipe = copy.deepcopy(training)
-        recipe["tumor"]["modality_dropout"] = p
-        out = root / "models" / f"tumor-dropout-{p:g}"
+        recipe["tumor"][key] = p
+        out = root / "models" / (f"tumor-dropout-{p:g}" if key == "modality_dropout" else f"tumor-{key}-{p:g}")
         s = run_training("tumor", args.split, train, val, out, recipe, spacing, cord_model=str(cord / "best.pt"), **kw)
         folders[p] = write_model_folder(cord / "best.pt", out / "best.pt", out / "onnx", f"{args.split:02d}", recipe,
                                         tuple(spacing), cfg["postprocess"]).parent
-        print(f"tumor model, modality dropout {p:g}: {s['epochs_run']} epochs, best {s['best_epoch']}, "
+        print(f"tumor model, {key} {p:g}: {s['epochs_run']} epochs, best {s['best_epoch']}, "
               f"{time.perf_counter() - t0:.0f} s", flush=True)
     return folders
 
 
-def measure(folders: dict[float, Path], root: Path, test: list[str], threads: int) -> list[dict]:
-    """Dice per class and subject, for each model and each contrast set."""
+def measure(folders: dict[float, Path], root: Path, test: list[str], threads: int, modes=MODES) -> list[dict]:
+    """Dice per class and subject, for each model and each contrast set (``modes``)."""
     from imsct.classes import CLASSES, LESIONS
     from imsct.evaluation.metrics import compare, voxel_volume_mm3
     from imsct.inference.predictor import Predictor, SegmentOptions
@@ -110,7 +113,7 @@ def measure(folders: dict[float, Path], root: Path, test: list[str], threads: in
             lab = root / "bids/derivatives/labels" / sub / "anat"
             gt = {c: np.asanyarray(load_image(lab / f"{sub}_T2w_label-{c}_mask.nii.gz").dataobj) > 0 for c in LESIONS}
             gt["wholetumor"] = gt["tumor"] | gt["edema"] | gt["cavity"]
-            for mode, with_t1 in MODES:
+            for mode, with_t1 in modes:
                 t1 = load_image(root / "preprocess" / sub / "t1_on_t2.nii.gz") if with_t1 else None
                 seg = pred.segment(t2, t1, SegmentOptions(register=False))
                 assert seg.provenance["t1w_missing"] is not with_t1
@@ -120,13 +123,13 @@ def measure(folders: dict[float, Path], root: Path, test: list[str], threads: in
     return rows
 
 
-def table(rows: list[dict]) -> list[dict]:
+def table(rows: list[dict], modes=MODES) -> list[dict]:
     """Mean Dice per model x contrasts (None where no subject has a value)."""
     from imsct.classes import CLASSES
 
     out = []
     for p in dict.fromkeys(r["dropout"] for r in rows):
-        for mode, _ in MODES:
+        for mode, _ in modes:
             sel = [r for r in rows if r["dropout"] == p and r["contrasts"] == mode]
             mean = {c: (float(np.mean(v)) if (v := [r[c] for r in sel if r[c] is not None]) else None) for c in CLASSES}
             out.append({"modality_dropout": p, "contrasts": mode, "subjects": len(sel), **mean})
