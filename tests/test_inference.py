@@ -185,12 +185,13 @@ def test_sliding_window_reassembles_exactly(blend):
         sliding_window(copy, x, (30, 64, 32), (16, 32, 16), 3, 4)
 
 
-# Demo-like model sizes (4 and 8 filters), trained for 12 epochs on the small cohort's 6 training
-# subjects (2 held out): a guard against regressions, not the demo's figures (README, Results). Measured
-# with this version's phantoms: whole-tumor Dice 0.55 and 0.24 on the two held-out subjects.
+# Demo-like model sizes (4 and 8 filters), trained on the small cohort's 6 training subjects (2 held
+# out): a guard against regressions, not the demo's figures (README, Results). At a learning rate of
+# 0.003, 8 tumor and 6 cord epochs reach whole-tumor Dice 0.58 and 0.24 on the two held-out subjects
+# (mean 0.41, cord Dice >= 0.74) in 60 % of the time 12 epochs of each at 0.001 took (0.55, 0.24).
 DEMO_SHORT = {
-    **TINY, "max_epochs": 12, "seed": 5,
-    "cord": {**TINY["cord"], "base_filters": 4, "patch": [128, 80, 16]},
+    **TINY, "lr": 0.003, "max_epochs": 8, "seed": 5,
+    "cord": {**TINY["cord"], "base_filters": 4, "patch": [128, 80, 16], "max_epochs": 6},
     "tumor": {**TINY["tumor"], "base_filters": 8, "patch": [64, 32, 16], "stride": [32, 16, 16]},
 }
 
@@ -232,7 +233,7 @@ def test_demo_size_models_reach_expected_dice_and_the_crop_holds_every_structure
             gt |= np.asanyarray(nib.load(lab / f"{sub}_T2w_label-{k}_mask.nii.gz").dataobj) > 0
         if key in val:
             dice[key] = compare(gt, seg.masks["wholetumor"], 1.0)["dice"]
-    # measured here: 0.55 (0.34 and 0.75); the full 30-epoch demo reaches 0.68-0.77 on validation
+    # measured here: 0.41 (0.58 and 0.24, see DEMO_SHORT); the full demo reaches 0.68-0.77 on validation
     assert np.mean(list(dice.values())) >= 0.35, dice
     assert min(cord_dice.values()) >= 0.5 and np.mean(list(cord_dice.values())) >= 0.7, cord_dice
 
