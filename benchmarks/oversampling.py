@@ -59,6 +59,8 @@ def main(argv=None) -> int:
     args.cord_epochs = args.cord_epochs or tr["cord"]["max_epochs"] or tr["max_epochs"]
     if any(not 0 <= v < 1 for v in args.values):
         p.error(f"--values {args.values}: each must be in [0, 1)")
+    if not 0 <= args.split < cfg["splits"]["n"]:
+        p.error(f"--split {args.split}: the config has splits 0..{cfg['splits']['n'] - 1}")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.out or tmp)

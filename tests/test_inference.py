@@ -4,6 +4,7 @@ single-step option, and no PyTorch needed."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -262,10 +263,11 @@ def test_light_install_has_no_torch_and_segments(tiny_model_folder, sct_data, tm
                        capture_output=True, text=True)
     assert r.returncode != 0 and r.stderr.strip().splitlines() == [
         'error: imsct train needs PyTorch: pip install "imsct[train]"'], r.stderr[-3000:]
+    env = {k: v for k, v in os.environ.items() if k != "IMSCT_ITK_THREADS"}  # the command's own default
     r = subprocess.run([str(venv / "bin/imsct"), "segment", "--t2", str(sct_data / "t2/t2.nii.gz"), "--t1",
                         str(sct_data / "t1/t1w.nii.gz"), "--model", str(tiny_model_folder),
                         "--out", str(tmp_path / "seg")],
-                       capture_output=True, text=True, timeout=600)
+                       capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert nib.load(tmp_path / "seg/t2_label-cord_mask.nii.gz").shape == nib.load(sct_data / "t2/t2.nii.gz").shape
     # the console script registers on --threads ITK threads (default 2), and the sidecar says so

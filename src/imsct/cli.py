@@ -199,6 +199,13 @@ def t1w_paths(t2: list[str], t1: list[str] | None) -> list[str | None]:
 SEGMENT_THREADS = 2
 
 
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be >= 0")
+    return value
+
+
 def cmd_segment(args) -> int:
     """One subject or many: the model sessions are opened once and serve every pair; a subject that
     fails is reported and skipped, the others are still segmented. A subject without a T1w is
@@ -370,7 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--blend", choices=("uniform", "gaussian"), default="uniform")
     g.add_argument("--tta", action="store_true", help="mirror test-time augmentation")
     g.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    g.add_argument("--threads", type=int, default=SEGMENT_THREADS, help="onnxruntime and registration threads")
+    g.add_argument("--threads", type=non_negative_int, default=SEGMENT_THREADS,
+                   help="onnxruntime and registration threads (0: all cores)")
     g.add_argument("--threshold", type=float, help="tumor classes (default: the model folder's, 0.5)")
     g.add_argument("--cord-threshold", type=float, help="cord model (default: the model folder's)")
     g.add_argument("--min-volume", nargs="*", metavar="CLASS=CM3", help="e.g. tumor=0.2 edema=0.5")
@@ -406,7 +414,10 @@ def missing_module_message(command: str, exc: ModuleNotFoundError) -> str | None
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    return run(build_parser().parse_args(argv))
+
+
+def run(args) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -426,20 +437,18 @@ def main(argv=None) -> int:
 
 def console_main() -> int:
     """The ``imsct`` console script: :func:`main`, with one default a process of its own can set.
-    ``imsct segment`` registers on ``--threads`` ITK threads (unless ``IMSCT_ITK_THREADS`` says
-    otherwise): a user waiting for a subject wants it fast, at the price of a registration reproducible
-    to rounding rather than to the bit (the workflow keeps one thread; the sidecar records the count).
-    ITK reads the count once per process, which is why this is not done in :func:`main`, which other
-    code (and the tests) call in a process that may register again."""
+    ``imsct segment`` registers on ``--threads`` ITK threads (all cores for 0, as onnxruntime; unless
+    ``IMSCT_ITK_THREADS`` says otherwise): a user waiting for a subject wants it fast, at the price of
+    a registration reproducible to rounding rather than to the bit (the workflow keeps one thread; the
+    sidecar records the count). ITK reads the count once per process, which is why this is not done in
+    :func:`main`, which other code (and the tests) call in a process that may register again. Parsing
+    imports nothing that registers."""
     import os
 
-    argv = sys.argv[1:]
-    if argv[:1] == ["segment"] and "IMSCT_ITK_THREADS" not in os.environ:
-        peek = argparse.ArgumentParser(add_help=False)
-        peek.add_argument("--threads", default=str(SEGMENT_THREADS))
-        value = peek.parse_known_args(argv[1:])[0].threads
-        os.environ["IMSCT_ITK_THREADS"] = str(max(1, int(value))) if value.isdigit() else "1"  # main() rejects it
-    return main(argv)
+    args = build_parser().parse_args(sys.argv[1:])
+    if args.command == "segment" and "IMSCT_ITK_THREADS" not in os.environ:
+        os.environ["IMSCT_ITK_THREADS"] = str(args.threads if args.threads > 0 else os.cpu_count() or 1)
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,18 @@
 """The synthetic cohort's plan: who has what (tumor type, sex, age, region, grade, which lesions and
-their volume quantiles), from (n, seed) alone. numpy only, so the workflow, which needs the plan to
-know its subjects and splits when it parses, does not import what rendering needs (scipy, nibabel).
+their volume quantiles), from (n, seed) alone. numpy only (pandas only for the participants table),
+so the workflow, which needs the plan to know its subjects and splits when it parses, does not import
+what rendering needs (scipy, nibabel).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TUMOR_TYPES = ("astrocytoma", "ependymoma", "hemangioblastoma")
 # Section 2.1: 36 of the 101 astrocytomas were high-grade (their volumes and edema: lesions.py).
@@ -131,6 +135,8 @@ def _plan_lesions(specs: list[SubjectSpec], seed: int) -> None:
 
 
 def participants_table(specs: list[SubjectSpec]) -> pd.DataFrame:
+    import pandas as pd
+
     return pd.DataFrame(
         [{"participant_id": s.participant_id, "tumor_type": s.tumor_type, "sex": s.sex, "age": s.age,
           "tumor_region": s.tumor_region, "tumor_grade": s.tumor_grade} for s in specs]
