@@ -15,7 +15,6 @@ truth and prediction left out of a subject's mean.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -31,36 +30,15 @@ BOTH = (("T2w+T1w", True),)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", default=str(t2w_only.REPO / "config/config.yaml"))
+    p = t2w_only.experiment_parser(__doc__.splitlines()[0])
     p.add_argument("--values", type=float, nargs="+", default=[0.0, 0.33], help="lesion_oversampling values")
-    p.add_argument("--subjects", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--size", choices=("small", "full"))
-    p.add_argument("--split", type=int, default=0)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--cord-epochs", type=int)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--out")
-    p.add_argument("--json")
     args = p.parse_args(argv)
 
     from imsct.classes import CLASSES
-    from imsct.config import load_config
 
-    cfg = load_config(args.config)
-    syn, tr = cfg["synthetic"], cfg["training"]
-    args.subjects = args.subjects or syn["subjects"]
-    args.seed = syn["seed"] if args.seed is None else args.seed
-    args.size = args.size or syn["size"]
-    args.epochs = args.epochs or tr["tumor"]["max_epochs"] or tr["max_epochs"]
-    args.cord_epochs = args.cord_epochs or tr["cord"]["max_epochs"] or tr["max_epochs"]
+    cfg = t2w_only.experiment_config(p, args)
     if any(not 0 <= v < 1 for v in args.values):
         p.error(f"--values {args.values}: each must be in [0, 1)")
-    if not 0 <= args.split < cfg["splits"]["n"]:
-        p.error(f"--split {args.split}: the config has splits 0..{cfg['splits']['n'] - 1}")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.out or tmp)

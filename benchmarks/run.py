@@ -226,6 +226,13 @@ def _typical_full_phantom():
     return min(subjects, key=lambda d: abs(_si_extent(d) - 300))
 
 
+def _cli_pairs(t2: Path, t1: Path) -> dict[str, tuple]:
+    """What `imsct segment` is timed on from the shell: a full-size phantom and the real pair."""
+    data = REPO.parent / "shared/data/sct_testing_data"
+    return {"full-size phantom": (t2, t1), "real pair (sct_testing_data)": (data / "t2/t2.nii.gz",
+                                                                           data / "t1/t1w.nii.gz")}
+
+
 def bench_segment_cli(tmp: Path) -> list[tuple]:
     """Only the `imsct segment` rows as a user runs it (real pair and a typical full-size phantom)."""
     import nibabel as nib
@@ -235,9 +242,7 @@ def bench_segment_cli(tmp: Path) -> list[tuple]:
     p2, p1 = tmp / "t2.nii.gz", tmp / "t1.nii.gz"
     nib.save(nib.Nifti1Image(d.t2w.astype("float32"), d.t2w_affine), p2)
     nib.save(nib.Nifti1Image(d.t1w.astype("float32"), d.t1w_affine), p1)
-    rows = bench_segment_command(folder, {"full-size phantom": (p2, p1), "real pair (sct_testing_data)": (
-        REPO.parent / "shared/data/sct_testing_data/t2/t2.nii.gz",
-        REPO.parent / "shared/data/sct_testing_data/t1/t1w.nii.gz")}, tmp)
+    rows = bench_segment_command(folder, _cli_pairs(p2, p1), tmp)
     return rows + [bench_segment_many(folder, tmp)]
 
 
@@ -358,9 +363,7 @@ def bench_segment(tmp: Path) -> list[tuple]:
          f"cord {cord_t:.2f} (onnxruntime {cord_s:.2f}), tumor crop {tumor_t:.2f} (onnxruntime {tumor_s:.2f})"),
         ("segment: peak memory (RSS), fresh process", f"{peak['cascade']:.0f} MB", "-",
          f"single-step {peak['single']:.0f} MB; random weights find no cord, so both run the whole field of view"),
-        *bench_segment_command(folder, {"full-size phantom": (p2, p1), "real pair (sct_testing_data)": (
-            REPO.parent / "shared/data/sct_testing_data/t2/t2.nii.gz",
-            REPO.parent / "shared/data/sct_testing_data/t1/t1w.nii.gz")}, tmp),
+        *bench_segment_command(folder, _cli_pairs(p2, p1), tmp),
     ]
 
 

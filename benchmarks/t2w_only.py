@@ -136,8 +136,9 @@ def table(rows: list[dict], modes=MODES) -> list[dict]:
     return out
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def experiment_parser(description: str) -> argparse.ArgumentParser:
+    """The options every one-split model comparison takes (this benchmark's and oversampling.py's)."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--config", default=str(REPO / "config/config.yaml"), help="its training, splits, preprocess "
                    "and postprocess sections are used (default: the demo's)")
     p.add_argument("--subjects", type=int, help="phantom subjects (default: the config's synthetic.subjects)")
@@ -146,15 +147,16 @@ def main(argv=None) -> int:
     p.add_argument("--split", type=int, default=0)
     p.add_argument("--epochs", type=int, help="tumor model epochs (default: the config's)")
     p.add_argument("--cord-epochs", type=int, help="cord model epochs (default: the config's)")
-    p.add_argument("--dropout", type=float, default=0.5, help="modality dropout of the second tumor model")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--jobs", type=int, default=2, help="processes generating the phantom")
     p.add_argument("--out", help="keep cohort, models and checkpoints here (default: a temporary folder)")
     p.add_argument("--json", help="write the per-subject rows and the table here")
-    args = p.parse_args(argv)
+    return p
 
-    from imsct.classes import CLASSES
+
+def experiment_config(p: argparse.ArgumentParser, args) -> dict:
+    """The config, with the options left out filled from it (in ``args``) and the split checked."""
     from imsct.config import load_config
 
     cfg = load_config(args.config)
@@ -164,10 +166,21 @@ def main(argv=None) -> int:
     args.size = args.size or syn["size"]
     args.epochs = args.epochs or tr["tumor"]["max_epochs"] or tr["max_epochs"]
     args.cord_epochs = args.cord_epochs or tr["cord"]["max_epochs"] or tr["max_epochs"]
-    if not 0 < args.dropout <= 1:
-        p.error(f"--dropout {args.dropout}: must be in (0, 1]")
     if not 0 <= args.split < cfg["splits"]["n"]:
         p.error(f"--split {args.split}: the config has splits 0..{cfg['splits']['n'] - 1}")
+    return cfg
+
+
+def main(argv=None) -> int:
+    p = experiment_parser(__doc__.splitlines()[0])
+    p.add_argument("--dropout", type=float, default=0.5, help="modality dropout of the second tumor model")
+    args = p.parse_args(argv)
+
+    from imsct.classes import CLASSES
+
+    cfg = experiment_config(p, args)
+    if not 0 < args.dropout <= 1:
+        p.error(f"--dropout {args.dropout}: must be in (0, 1]")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.out or tmp)

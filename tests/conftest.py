@@ -112,14 +112,13 @@ def tiny_workflow_run(tmp_path_factory) -> Path:
     with FileLock(str(shared / "tiny-workflow.lock")):
         if not done.exists() and not failed.exists():
             exe = str(Path(sys.executable).parent / "snakemake")
+            root.mkdir(parents=True, exist_ok=True)
             try:
                 r = subprocess.run([exe, "--cores", "2", *TINY_WORKFLOW_4, "--config", f"results={root}/results",
                                     f"resources={root}/resources"], cwd=REPO, capture_output=True, text=True,
                                    timeout=1200)
-                (done if r.returncode == 0 else failed).parent.mkdir(parents=True, exist_ok=True)
                 (done if r.returncode == 0 else failed).write_text(r.stdout if r.returncode == 0 else r.stderr)
             except subprocess.TimeoutExpired:
-                failed.parent.mkdir(parents=True, exist_ok=True)
                 failed.write_text("the tiny workflow ran past 1,200 s")
     if failed.exists():
         pytest.fail(f"the tiny workflow run failed: {failed.read_text()[-3000:]}")

@@ -1,4 +1,5 @@
 # Config validation, the cohort (known at parse time, no checkpoint) and input functions.
+import copy
 import dataclasses
 import functools
 import logging
@@ -114,14 +115,17 @@ def infer_batches(split):
     return make_batches(split_members(split, "test"), config["batching"]["infer"])
 
 
+def cached_copies(fn):
+    """``functools.cache`` for the path and member functions below, called thousands of times while
+    the DAG is built: computed once per argument, each caller gets its own shallow copy.
+    """
+    cached = functools.cache(fn)
+    return functools.wraps(fn)(lambda *args: copy.copy(cached(*args)))
+
+
+@cached_copies
 def phantom_paths(subject):
-    """Files the phantom writes for one subject, named by the configured input naming (a new dict
-    each call, from one computation per subject)."""
-    return dict(_phantom_paths(subject))
-
-
-@functools.cache
-def _phantom_paths(subject):
+    """Files the phantom writes for one subject, named by the configured input naming."""
     root = Path(BIDS_DIR)
     anat = root / f"sub-{subject}" / "anat"
     t2w = anat / NAMING.image_name("t2w", subject)
@@ -190,22 +194,14 @@ def split_modes(split):
     return modes + [f"{m}-{ALT_RULE}" for m in modes]
 
 
+@cached_copies
 def split_members(split, which):
     """Subject keys (wildcard values) of one set of a split; sessions follow their participant."""
-    return list(_split_members(split, which))
+    return members(SPLIT_TABLES[split], SUBJECTS, which)
 
 
-@functools.cache
-def _split_members(split, which):
-    return tuple(members(SPLIT_TABLES[split], SUBJECTS, which))
-
-
+@cached_copies
 def preproc_paths(subject):
-    return dict(_preproc_paths(subject))
-
-
-@functools.cache
-def _preproc_paths(subject):
     return L.working_grid(subject)
 
 
