@@ -20,6 +20,24 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_atomic_path_removes_its_own_stale_temporaries_only(tmp_path):
+    """A killed run leaves ``.<name>.<token>.tmp<suffix>``; the next write of that file removes it, and
+    leaves alone the temporaries of a neighbour whose name starts the same (``x.nii`` vs ``x.nii.gz``)."""
+    mine = tmp_path / ".x.nii.k1ll3d_9.tmp.nii"
+    neighbour = tmp_path / ".x.nii.gz.abcd1234.tmp.nii.gz"
+    other = tmp_path / ".x.nii.notes.txt"
+    for p in (mine, neighbour, other):
+        p.write_bytes(b"left over")
+    with atomic_path(tmp_path / "x.nii") as tmp:
+        assert tmp.name.startswith(".x.nii.") and tmp.name.endswith(".tmp.nii")
+        tmp.write_bytes(b"new")
+    assert (tmp_path / "x.nii").read_bytes() == b"new"
+    assert not mine.exists() and neighbour.exists() and other.exists()
+    with atomic_path(tmp_path / "x.nii.gz") as tmp:
+        tmp.write_bytes(b"new")
+    assert not neighbour.exists() and other.exists()
+
+
 def test_save_and_load_roundtrip(tmp_path, sct_data):
     img = nib.load(sct_data / "t2" / "t2.nii.gz")
     p = save_nifti(np.asanyarray(img.dataobj), img.affine, tmp_path / "t2.nii.gz")

@@ -51,13 +51,26 @@ def _output_error(path: Path, exc: OSError) -> OSError:
     return exc
 
 
+def _temporary_suffix(path: Path) -> str:
+    """The suffix :func:`atomic_path` gives the temporaries of ``path`` (``.tmp.nii.gz`` for a
+    ``.nii.gz``), so writers that go by the name pick the right format."""
+    return ".tmp" + ("".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix)
+
+
 def _stale_temporaries(path: Path) -> list[Path]:
-    """Files ``.<name>.*.tmp*`` beside ``path`` (what :func:`atomic_path` names its temporaries); a
-    directory scan with string tests, as a glob compiles a pattern per file name."""
-    prefix = f".{path.name}."
+    """Files ``.<name>.<token>.tmp<suffix>`` beside ``path`` (what :func:`atomic_path` names its
+    temporaries: ``tempfile``'s token has no dot), and only those: the temporaries of ``x.nii.gz``
+    (``.x.nii.gz.<token>.tmp.nii.gz``) are not those of ``x.nii``. A directory scan with string tests,
+    as a glob compiles a pattern per file name."""
+    prefix, suffix = f".{path.name}.", _temporary_suffix(path)
+
+    def ours(name: str) -> bool:
+        token, sep, tail = name[len(prefix):].partition(".")
+        return name.startswith(prefix) and bool(token) and sep == "." and "." + tail == suffix
+
     try:
         with os.scandir(path.parent) as entries:
-            return [Path(e.path) for e in entries if e.name.startswith(prefix) and ".tmp" in e.name[len(prefix):]]
+            return [Path(e.path) for e in entries if ours(e.name)]
     except (FileNotFoundError, NotADirectoryError):
         return []
 
@@ -76,8 +89,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         stale.unlink(missing_ok=True)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_temporary_suffix(path), dir=path.parent)
     except OSError as exc:
         raise _output_error(path, exc) from exc
     os.close(fd)
