@@ -367,3 +367,43 @@ def test_export_model_folder_parity_and_hashes(tiny_models, tmp_path):
     (folder / "cord.onnx").write_bytes(bytes(data))
     with pytest.raises(ModelFolderError, match="SHA-256"):
         read_model_folder(folder)
+
+
+def test_dice_bce_loss_is_the_paper_dice_plus_cross_entropy_and_punishes_confident_false_positives():
+    from imsct.training.losses import bce, dice_loss, loss_function
+
+    gen = torch.Generator().manual_seed(0)
+    pred = torch.rand(2, 4, 8, 8, 4, generator=gen)
+    target = (torch.rand(2, 4, 8, 8, 4, generator=gen) > 0.7).float()
+    ref = torch.nn.functional.binary_cross_entropy(pred, target)
+    assert torch.allclose(bce(pred, target), ref, rtol=1e-5)
+    assert loss_function("dice") is dice_loss
+    assert torch.allclose(loss_function("dice_bce")(pred, target), dice_loss(pred, target) + ref, rtol=1e-5)
+    with pytest.raises(ValueError, match="unknown loss 'focal'"):
+        loss_function("focal")
+    # The class is present in sample 0; sample 1 holds a confident false positive (p = 0.95): the Dice
+    # term pulls the false positive down weakly; the cross-entropy (1 / (1 - p) per voxel) several times harder.
+    target = torch.zeros(2, 1, 8, 8, 4)
+    target[0, 0, 2:6, 2:6, :] = 1
+    grads = {}
+    for name in ("dice", "dice_bce"):
+        p = torch.where(target > 0, 0.9, 0.02)
+        p[1, 0, 2:4, 2:4, :] = 0.95
+        p.requires_grad_(True)
+        loss_function(name)(p, target).backward()
+        grads[name] = float(p.grad[1, 0, 2, 2, 0])
+    assert grads["dice"] > 0 and grads["dice_bce"] > 5 * grads["dice"]
+
+
+def test_the_loss_is_a_tumor_model_setting_dice_in_the_paper():
+    from imsct.config import load_config
+    from imsct.training.jobs import _config
+
+    repo = Path(__file__).resolve().parents[1]
+    assert load_config(repo / "config/paper.yaml")["training"]["tumor"]["loss"] == "dice"
+    assert load_config(None)["training"]["tumor"]["loss"] == "dice"
+    cfg = load_config(None, {"training": {"tumor": {"loss": "dice_bce"}}})["training"]
+    assert _config("tumor", cfg["tumor"], cfg).loss == "dice_bce"
+    assert _config("cord", cfg["cord"], cfg).loss == "dice"  # the cord model keeps the paper's loss
+    with pytest.raises(ValueError, match="loss"):
+        load_config(None, {"training": {"tumor": {"loss": "focal"}}})

@@ -62,6 +62,7 @@ def _config(kind: str, section: dict, common: dict) -> TrainConfig:
         max_epoch_seconds=common.get("max_epoch_seconds"), spacing_xyz=_spacing_xyz(spacing),
         lesion_oversampling=float(section.get("lesion_oversampling", 0.0)),
         modality_dropout=float(section.get("modality_dropout", 0.0)),
+        loss=section.get("loss", "dice"),
     )
 
 

@@ -22,7 +22,7 @@ from ..io import atomic_path, write_json, write_tsv
 from ..models.unet3d import ModifiedUNet3D, count_parameters
 from ..viz import save_figure
 from .augment import augment_windows, drop_modality
-from .losses import dice_loss
+from .losses import loss_function
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ class TrainConfig:
     lesion_oversampling: float = 0.0
     # not in the paper (4.5.2): probability that a training sample's T1w channel is zeroed (0 = the paper)
     modality_dropout: float = 0.0
+    # not in the paper (dice there): dice_bce adds binary cross-entropy (see imsct.training.losses)
+    loss: str = "dice"
     max_epoch_seconds: float | None = None  # stop an epoch early on slow machines (demo); None = off
 
 
@@ -107,7 +109,7 @@ def _evaluate(model, samples, cfg, device, amp):
             x, y = _stack(samples, range(start, min(start + cfg.batch_size, len(samples))))
             x, y = x.to(device), y.to(device)
             p = model(x).float()
-            losses.append(float(dice_loss(p, y)) * len(x))
+            losses.append(float(loss_function(cfg.loss)(p, y)) * len(x))
             dims = (0, 2, 3, 4)
             pb = (p >= 0.5).float()
             i, d = (pb * y).sum(dims), pb.sum(dims) + y.sum(dims)
@@ -141,6 +143,7 @@ def train(cfg: TrainConfig, train_crops: list, val_crops: list, out_dir) -> dict
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model = build_model(cfg).to(device)
+    criterion = loss_function(cfg.loss)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.max_epochs)
     state = {"epoch": -1, "best_val": math.inf, "best_epoch": -1, "bad_epochs": 0, "history": []}
@@ -177,7 +180,7 @@ def train(cfg: TrainConfig, train_crops: list, val_crops: list, out_dir) -> dict
             x = torch.stack([patches[i][0] for i in idx])
             y = torch.stack([patches[i][1] for i in idx])
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = dice_loss(model(x), y)
+                loss = criterion(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -232,8 +235,9 @@ def _fingerprint(cfg: TrainConfig, train_samples, val_samples) -> str:
     import json
 
     settings = {k: v for k, v in _plain(cfg).items() if k not in ("threads", "device", "max_epoch_seconds")}
-    if not settings["modality_dropout"]:  # added later: without it, earlier checkpoints still resume
-        del settings["modality_dropout"]
+    for key, default in (("modality_dropout", 0.0), ("loss", "dice")):  # added later: at their defaults
+        if settings[key] == default:  # earlier checkpoints still resume
+            del settings[key]
     settings["data_layout"] = "crops/3"  # a fresh crop affine per window (checkpoints of patch-level training differ)
     h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     for samples in (train_samples, val_samples):
