@@ -88,11 +88,11 @@ def train_models(cfg: dict, args, root: Path, paths: dict, sets: dict, key: str 
         t0 = time.perf_counter()
         recipe = copy.deepcopy(training)
         recipe["tumor"][key] = p
-        out = root / "models" / (f"tumor-dropout-{p:g}" if key == "modality_dropout" else f"tumor-{key}-{p:g}")
+        out = root / "models" / (f"tumor-dropout-{p:g}" if key == "modality_dropout" else f"tumor-{key}-{p}")
         s = run_training("tumor", args.split, train, val, out, recipe, spacing, cord_model=str(cord / "best.pt"), **kw)
         folders[p] = write_model_folder(cord / "best.pt", out / "best.pt", out / "onnx", f"{args.split:02d}", recipe,
                                         tuple(spacing), cfg["postprocess"]).parent
-        print(f"tumor model, {key} {p:g}: {s['epochs_run']} epochs, best {s['best_epoch']}, "
+        print(f"tumor model, {key} {p}: {s['epochs_run']} epochs, best {s['best_epoch']}, "
               f"{time.perf_counter() - t0:.0f} s", flush=True)
     return folders
 
@@ -137,7 +137,7 @@ def table(rows: list[dict], modes=MODES) -> list[dict]:
 
 
 def experiment_parser(description: str) -> argparse.ArgumentParser:
-    """The options every one-split model comparison takes (this benchmark's and oversampling.py's)."""
+    """The options every one-split model comparison takes (this benchmark's and recipe.py's)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--config", default=str(REPO / "config/config.yaml"), help="its training, splits, preprocess "
                    "and postprocess sections are used (default: the demo's)")

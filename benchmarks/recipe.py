@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""The effect of ``training.tumor.lesion_oversampling`` (not in the paper; nnU-Net's foreground
-oversampling): Dice per class of two tumor models that differ only in it.
+"""One setting of the tumor model's recipe, measured: Dice per class of tumor models that differ only
+in ``training.tumor.<key>`` (e.g. ``lesion_oversampling`` 0 vs 0.33, ``loss`` dice vs dice_bce).
 
 Same procedure as ``benchmarks/t2w_only.py``, whose functions it uses: one split of a phantom cohort
 (the T1w moved onto the T2w with its known motion), the cord model once, then a tumor model per value
@@ -9,8 +9,8 @@ through ``Predictor.segment`` (the code of ``imsct segment``) on the split's tes
 contrasts; Dice on the T2w's own grid after the workflow's postprocessing, a class absent from both
 truth and prediction left out of a subject's mean.
 
-    python benchmarks/oversampling.py [--config config/config.yaml] [--values 0 0.33] [--split 0]
-        [--subjects N] [--epochs N] [--cord-epochs N] [--out DIR] [--json FILE]
+    python benchmarks/recipe.py [--key lesion_oversampling] [--values 0 0.33] [--config config/config.yaml]
+        [--split 0] [--subjects N] [--epochs N] [--cord-epochs N] [--out DIR] [--json FILE]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import t2w_only  # noqa: E402  (sets the thread environment and the package path)
@@ -31,33 +32,40 @@ BOTH = (("T2w+T1w", True),)
 
 def main(argv=None) -> int:
     p = t2w_only.experiment_parser(__doc__.splitlines()[0])
-    p.add_argument("--values", type=float, nargs="+", default=[0.0, 0.33], help="lesion_oversampling values")
+    p.add_argument("--key", default="lesion_oversampling", help="the training.tumor setting that varies")
+    p.add_argument("--values", nargs="+", default=["0", "0.33"], help="its values (YAML scalars)")
     args = p.parse_args(argv)
 
     from imsct.classes import CLASSES
+    from imsct.config import load_config
 
     cfg = t2w_only.experiment_config(p, args)
-    if any(not 0 <= v < 1 for v in args.values):
-        p.error(f"--values {args.values}: each must be in [0, 1)")
+    values = [yaml.safe_load(v) for v in args.values]
+    for v in values:  # the schema checks each value before hours of training
+        try:
+            load_config(args.config, {"training": {"tumor": {args.key: v}}})
+        except Exception as exc:
+            p.error(f"--key {args.key} --values {v!r}: {exc}")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.out or tmp)
         paths, sets = t2w_only.prepare(cfg, args, root)
-        folders = t2w_only.train_models(cfg, args, root, paths, sets, "lesion_oversampling", tuple(args.values))
+        folders = t2w_only.train_models(cfg, args, root, paths, sets, args.key, tuple(values))
         rows = t2w_only.measure(folders, root, sets["test"], args.threads, BOTH)
     for r in rows:
-        r["lesion_oversampling"] = r.pop("dropout")
+        r[args.key] = r.pop("dropout")
     summary = []
-    for v in args.values:
-        sel = [r for r in rows if r["lesion_oversampling"] == v]
-        summary.append({"lesion_oversampling": v, "subjects": len(sel), **{
+    for v in values:
+        sel = [r for r in rows if r[args.key] == v]
+        summary.append({args.key: v, "subjects": len(sel), **{
             c: (float(np.mean(x)) if (x := [r[c] for r in sel if r[c] is not None]) else None) for c in CLASSES}})
     print(f"\nDice, mean over the {len(sets['test'])} test subjects of split {args.split} ({args.subjects} phantom "
           f"subjects, seed {args.seed}; tumor {args.epochs} epochs, cord {args.cord_epochs}; "
           f"{time.perf_counter() - t0:.0f} s in all)")
-    print(f"{'lesion_oversampling':<21}" + "".join(f"{c:>12}" for c in CLASSES))
+    width = max(len(args.key), 12) + 2
+    print(f"{args.key:<{width}}" + "".join(f"{c:>12}" for c in CLASSES))
     for r in summary:
-        print(f"{r['lesion_oversampling']:<21g}"
+        print(f"{str(r[args.key]):<{width}}"
               + "".join(f"{'n/a' if r[c] is None else f'{r[c]:.3f}':>12}" for c in CLASSES))
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "table": summary, "subjects": rows}, indent=1))
