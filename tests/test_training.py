@@ -407,3 +407,32 @@ def test_the_loss_is_a_tumor_model_setting_dice_in_the_paper():
     assert _config("cord", cfg["cord"], cfg).loss == "dice"  # the cord model keeps the paper's loss
     with pytest.raises(ValueError, match="loss"):
         load_config(None, {"training": {"tumor": {"loss": "focal"}}})
+
+
+def test_intensity_jitter_scales_and_shifts_each_channel_on_its_own_and_is_off_in_the_paper():
+    from imsct.config import load_config
+    from imsct.training.augment import jitter_intensity
+
+    gen = torch.Generator().manual_seed(1)
+    samples = [(torch.randn(2, 6, 5, 4, generator=gen), torch.ones(4, 6, 5, 4)) for _ in range(40)]
+    state = gen.get_state()
+    assert jitter_intensity(samples, 0.0, 0.0, gen) is samples and torch.equal(gen.get_state(), state)
+    out = jitter_intensity(samples, 0.6, 0.5, gen)
+    factors, shifts = [], []
+    for (x, y), (x2, y2) in zip(samples, out):
+        assert y2 is y
+        for c in range(2):  # exactly an affine map of the channel: recover factor and shift
+            f = float(((x2[c] - x2[c].mean()) * (x[c] - x[c].mean())).sum() / ((x[c] - x[c].mean()) ** 2).sum())
+            b = float((x2[c] - f * x[c]).mean())
+            torch.testing.assert_close(x2[c], f * x[c] + b, rtol=1e-4, atol=1e-4)
+            factors.append(f)
+            shifts.append(b)
+    factors, shifts = np.array(factors), np.array(shifts)
+    assert factors.min() >= 1 / 1.6 - 1e-4 and factors.max() <= 1.6 + 1e-4 and np.abs(shifts).max() <= 0.5 + 1e-4
+    assert factors.min() < 0.8 and factors.max() > 1.3  # the range is used, both ways
+    assert not np.allclose(factors[0::2], factors[1::2])  # T2w and T1w get their own factors
+    repo = Path(__file__).resolve().parents[1]
+    paper = load_config(repo / "config/paper.yaml")["training"]["augment"]
+    assert paper["contrast"] == 0.0 and paper["brightness"] == 0.0
+    with pytest.raises(ValueError, match="contrast"):
+        load_config(None, {"training": {"augment": {"contrast": -1}}})

@@ -18,6 +18,10 @@ resampled linearly and thresholded at 0.5, like the masks in preprocessing.
 
 Not in the paper (section 4.5.2 names it as future work): :func:`drop_modality` zeroes the T1w channel of
 a share of the samples, so one tumor model also serves patients without a gadolinium T1w.
+
+Not in the paper either: :func:`jitter_intensity` scales and shifts each input channel of a sample on
+its own (nnU-Net's contrast and brightness augmentation), so that a model trained on phantoms does not
+depend on where the z-scoring of one scanner's images puts each tissue.
 """
 
 from __future__ import annotations
@@ -101,4 +105,22 @@ def drop_modality(samples: list, probability: float, generator: torch.Generator,
             x = x.clone()
             x[channel] = 0
         out.append((x, y))
+    return out
+
+
+def jitter_intensity(samples: list, contrast: float, brightness: float, generator: torch.Generator) -> list:
+    """Each sample's input channels, each on its own, times a factor drawn log-uniformly in
+    [1 / (1 + contrast), 1 + contrast] plus a shift drawn in [-brightness, brightness] (z units; the
+    inputs are z-scored). Targets untouched. Draws nothing when both are 0 (the paper), so the published
+    recipe's random stream stays as it was. Implanted real scans put the lesions 1.5-2x higher in z than
+    the phantoms do (README, Results): a global factor per channel is what this covers."""
+    if (contrast <= 0 and brightness <= 0) or not samples:
+        return samples
+    n, c = len(samples), samples[0][0].shape[0]
+    factor = torch.exp((torch.rand(n, c, generator=generator) * 2 - 1) * math.log1p(contrast))
+    shift = (torch.rand(n, c, generator=generator) * 2 - 1) * brightness
+    out = []
+    for (x, y), f, b in zip(samples, factor, shift):
+        f, b = (v.to(device=x.device, dtype=x.dtype).view(-1, *([1] * (x.ndim - 1))) for v in (f, b))
+        out.append((x * f + b, y))
     return out

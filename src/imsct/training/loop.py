@@ -21,7 +21,7 @@ import torch
 from ..io import atomic_path, write_json, write_tsv
 from ..models.unet3d import ModifiedUNet3D, count_parameters
 from ..viz import save_figure
-from .augment import augment_windows, drop_modality
+from .augment import augment_windows, drop_modality, jitter_intensity
 from .losses import loss_function
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     device: str = "auto"  # auto | cpu | cuda
+    # spatial (the paper) and, not in the paper, intensity (contrast, brightness; 0 = off) augmentation
     augment: dict = field(default_factory=lambda: {"rotation_deg": 5.0, "scale": 0.10, "translation": 0.03})
     spacing_xyz: tuple = (2.0, 1.0, 1.0)  # working grid (mm, array order), for augmentation in mm
     # nnU-Net-style: this fraction of each batch is drawn among patches holding target voxels (0 = the
@@ -54,6 +55,9 @@ class TrainConfig:
     # not in the paper (dice there): dice_bce adds binary cross-entropy (see imsct.training.losses)
     loss: str = "dice"
     max_epoch_seconds: float | None = None  # stop an epoch early on slow machines (demo); None = off
+
+
+INTENSITY_AUGMENT = ("contrast", "brightness")  # keys of TrainConfig.augment, in jitter_intensity's order
 
 
 def pick_device(name: str) -> torch.device:
@@ -77,12 +81,15 @@ def _stack(samples, idx):
 def epoch_patches(crops, cfg: TrainConfig, gen: torch.Generator, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Every window of every crop, each window with a fresh random affine of its whole crop (on
     ``device``), as ivadomed samples sub-volumes; then, with ``modality_dropout``, some samples lose
-    their T1w channel (:func:`imsct.training.augment.drop_modality`)."""
+    their T1w channel (:func:`imsct.training.augment.drop_modality`). With ``augment`` contrast or
+    brightness, each sample's channels are jittered first (:func:`imsct.training.augment.jitter_intensity`)."""
+    spatial = {k: v for k, v in cfg.augment.items() if k not in INTENSITY_AUGMENT}
     out = []
     for c in crops:
         x = torch.from_numpy(c.x.astype(np.float32)).to(device)
         y = torch.from_numpy(c.y.astype(np.float32)).to(device)
-        out += augment_windows(x, y, c.windows, gen, cfg.spacing_xyz, **cfg.augment)
+        out += augment_windows(x, y, c.windows, gen, cfg.spacing_xyz, **spatial)
+    out = jitter_intensity(out, *(float(cfg.augment.get(k, 0.0)) for k in INTENSITY_AUGMENT), gen)
     return drop_modality(out, cfg.modality_dropout, gen)
 
 
@@ -238,6 +245,7 @@ def _fingerprint(cfg: TrainConfig, train_samples, val_samples) -> str:
     for key, default in (("modality_dropout", 0.0), ("loss", "dice")):  # added later: at their defaults
         if settings[key] == default:  # earlier checkpoints still resume
             del settings[key]
+    settings["augment"] = {k: v for k, v in settings["augment"].items() if not (k in INTENSITY_AUGMENT and not v)}
     settings["data_layout"] = "crops/3"  # a fresh crop affine per window (checkpoints of patch-level training differ)
     h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     for samples in (train_samples, val_samples):
