@@ -13,6 +13,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -45,8 +46,6 @@ def overlay(tmp_path, text: str) -> list[str]:
 
 
 def test_dry_run_default(tmp_path):
-    import yaml
-
     demo = yaml.safe_load((REPO / "config/config.yaml").read_text())
     n, seed, n_splits = demo["synthetic"]["subjects"], demo["synthetic"]["seed"], demo["splits"]["n"]
     r = snakemake("-n", "--cores", "2", "--config", *tmp_config(tmp_path))
@@ -123,7 +122,8 @@ def test_working_grid_files_are_named_by_the_configured_spacing(tmp_path, spacin
                for ln in b.splitlines() if ln.strip().startswith("output:")]
     assert len(outputs) == batched(job_counts(r.stdout), "preprocess")
     keys = [k for ln in outputs for k in re.findall(r"sub-(\d+)_label-cord_mask", ln)]
-    assert len(keys) == 20
+    demo = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    assert sorted(keys) == [f"{i:03d}" for i in range(1, demo["synthetic"]["subjects"] + 1)]  # every subject once
     for ln in outputs:
         for key in re.findall(r"sub-(\d+)_label-cord_mask", ln):
             assert f"sub-{key}/sub-{key}_{entity}_grid.json" in ln and f"sub-{key}_{entity}_desc-preproc_T2w" in ln
