@@ -15,13 +15,11 @@ truth and prediction left out of a subject's mean.
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,7 +34,6 @@ def main(argv=None) -> int:
     p.add_argument("--values", nargs="+", default=["0", "0.33"], help="its values (YAML scalars)")
     args = p.parse_args(argv)
 
-    from imsct.classes import CLASSES
     from imsct.config import load_config
 
     cfg = t2w_only.experiment_config(p, args)
@@ -52,23 +49,10 @@ def main(argv=None) -> int:
         paths, sets = t2w_only.prepare(cfg, args, root)
         folders = t2w_only.train_models(cfg, args, root, paths, sets, args.key, tuple(values))
         rows = t2w_only.measure(folders, root, sets["test"], args.threads, BOTH)
-    for r in rows:
-        r[args.key] = r.pop("dropout")
-    summary = []
-    for v in values:
-        sel = [r for r in rows if r[args.key] == v]
-        summary.append({args.key: v, "subjects": len(sel), **{
-            c: (float(np.mean(x)) if (x := [r[c] for r in sel if r[c] is not None]) else None) for c in CLASSES}})
-    print(f"\nDice, mean over the {len(sets['test'])} test subjects of split {args.split} ({args.subjects} phantom "
-          f"subjects, seed {args.seed}; tumor {args.epochs} epochs, cord {args.cord_epochs}; "
-          f"{time.perf_counter() - t0:.0f} s in all)")
-    width = max(len(args.key), 12) + 2
-    print(f"{args.key:<{width}}" + "".join(f"{c:>12}" for c in CLASSES))
-    for r in summary:
-        print(f"{str(r[args.key]):<{width}}"
-              + "".join(f"{'n/a' if r[c] is None else f'{r[c]:.3f}':>12}" for c in CLASSES))
-    if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "table": summary, "subjects": rows}, indent=1))
+    summary = t2w_only.table(rows, BOTH)
+    for r in (*rows, *summary):
+        r[args.key] = r.pop("dropout" if "dropout" in r else "modality_dropout")
+    t2w_only.report(args, sets, time.perf_counter() - t0, [(args.key, args.key)], summary, rows)
     return 0
 
 

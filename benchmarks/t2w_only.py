@@ -136,6 +136,24 @@ def table(rows: list[dict], modes=MODES) -> list[dict]:
     return out
 
 
+def report(args, sets: dict, seconds: float, columns: list[tuple[str, str]], summary: list[dict],
+           rows: list[dict]) -> None:
+    """Print the Dice table of a one-split comparison (``columns``: (header, key) of the rows' labels,
+    then Dice per class) and write ``--json`` (arguments, table and per-subject rows)."""
+    from imsct.classes import CLASSES
+
+    print(f"\nDice, mean over the {len(sets['test'])} test subjects of split {args.split} ({args.subjects} phantom "
+          f"subjects, seed {args.seed}; tumor {args.epochs} epochs, cord {args.cord_epochs}; {seconds:.0f} s in all)")
+    widths = [max(len(h), 10) + 2 for h, _ in columns]
+    print("".join(f"{h:<{w}}" for (h, _), w in zip(columns, widths)) + "".join(f"{c:>12}" for c in CLASSES))
+    for r in summary:
+        labels = (f"{v:g}" if isinstance(v := r[k], float) else str(v) for _, k in columns)
+        print("".join(f"{v:<{w}}" for v, w in zip(labels, widths))
+              + "".join(f"{'n/a' if r[c] is None else f'{r[c]:.3f}':>12}" for c in CLASSES))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "table": summary, "subjects": rows}, indent=1))
+
+
 def experiment_parser(description: str) -> argparse.ArgumentParser:
     """The options every one-split model comparison takes (this benchmark's and recipe.py's)."""
     p = argparse.ArgumentParser(description=description)
@@ -176,7 +194,6 @@ def main(argv=None) -> int:
     p.add_argument("--dropout", type=float, default=0.5, help="modality dropout of the second tumor model")
     args = p.parse_args(argv)
 
-    from imsct.classes import CLASSES
 
     cfg = experiment_config(p, args)
     if not 0 < args.dropout <= 1:
@@ -188,15 +205,8 @@ def main(argv=None) -> int:
         folders = train_models(cfg, args, root, paths, sets)
         rows = measure(folders, root, sets["test"], args.threads)
     summary = table(rows)
-    print(f"\nDice, mean over the {len(sets['test'])} test subjects of split {args.split} ({args.subjects} phantom "
-          f"subjects, seed {args.seed}; tumor {args.epochs} epochs, cord {args.cord_epochs}; "
-          f"{time.perf_counter() - t0:.0f} s in all)")
-    print(f"{'modality dropout':<18}{'contrasts':<11}" + "".join(f"{c:>12}" for c in CLASSES))
-    for r in summary:
-        print(f"{r['modality_dropout']:<18g}{r['contrasts']:<11}"
-              + "".join(f"{'n/a' if r[c] is None else f'{r[c]:.3f}':>12}" for c in CLASSES))
-    if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "table": summary, "subjects": rows}, indent=1))
+    report(args, sets, time.perf_counter() - t0, [("modality dropout", "modality_dropout"), ("contrasts", "contrasts")],
+           summary, rows)
     return 0
 
 

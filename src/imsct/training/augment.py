@@ -112,8 +112,8 @@ def jitter_intensity(samples: list, contrast: float, brightness: float, generato
     """Each sample's input channels, each on its own, times a factor drawn log-uniformly in
     [1 / (1 + contrast), 1 + contrast] plus a shift drawn in [-brightness, brightness] (z units; the
     inputs are z-scored). Targets untouched. Draws nothing when both are 0 (the paper), so the published
-    recipe's random stream stays as it was. Implanted real scans put the lesions 1.5-2x higher in z than
-    the phantoms do (README, Results): a global factor per channel is what this covers."""
+    recipe's random stream stays as it was. Tried against the 1.5-2x higher z of the lesions in implanted
+    real scans than in the phantoms: it did not close that gap (README, Results), so the demo leaves it off."""
     if (contrast <= 0 and brightness <= 0) or not samples:
         return samples
     n, c = len(samples), samples[0][0].shape[0]

@@ -110,13 +110,14 @@ def batch_order(patches, cfg: TrainConfig, gen: torch.Generator) -> list[list[in
 
 def _evaluate(model, samples, cfg, device, amp):
     model.eval()
+    criterion = loss_function(cfg.loss)
     losses, inter, denom = [], None, None
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         for start in range(0, len(samples), cfg.batch_size):
             x, y = _stack(samples, range(start, min(start + cfg.batch_size, len(samples))))
             x, y = x.to(device), y.to(device)
             p = model(x).float()
-            losses.append(float(loss_function(cfg.loss)(p, y)) * len(x))
+            losses.append(float(criterion(p, y)) * len(x))
             dims = (0, 2, 3, 4)
             pb = (p >= 0.5).float()
             i, d = (pb * y).sum(dims), pb.sum(dims) + y.sum(dims)
