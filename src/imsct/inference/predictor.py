@@ -188,22 +188,18 @@ class Predictor:
         region = [[int(s), int(s) + int(n)] for s, n in zip(starts, x.shape[1:])]
         return prob, region, box, members
 
-    def postprocess(self, prob: np.ndarray, o: SegmentOptions) -> tuple[dict, dict, dict]:
-        """Masks with the chosen class rule, with the other rule, and the settings used."""
+    def postprocess(self, prob: np.ndarray, voxel_mm3: float, o: SegmentOptions) -> tuple[dict, dict, dict]:
+        """Masks with the chosen class rule, with the other rule, and the settings used; ``prob`` on the
+        grid the masks are for (voxels of ``voxel_mm3``)."""
         post = self.meta[0]["postprocess"]
         settings = {"threshold": post["threshold"] if o.threshold is None else o.threshold,
                     "fill_holes": post["fill_holes"] if o.fill_holes is None else o.fill_holes,
                     "exclusive": bool(post.get("exclusive", False)) if o.exclusive is None else o.exclusive,
                     "min_volume_mm3": {**post["min_volume_mm3"], **o.min_volume_mm3}}
-        voxel = float(np.prod(self.spacing))
         ex = settings["exclusive"]
-        chosen, other = (postprocess_classes(prob, voxel, settings["threshold"], settings["fill_holes"],
+        chosen, other = (postprocess_classes(prob, voxel_mm3, settings["threshold"], settings["fill_holes"],
                                              settings["min_volume_mm3"], rule) for rule in (ex, not ex))
         return chosen, other, settings
-
-    @staticmethod
-    def to_native(masks: dict, aff, t2: nib.Nifti1Image) -> dict[str, np.ndarray]:
-        return {k: to_native(v.astype(np.uint8), aff, t2.shape[:3], t2.affine, "mask") for k, v in masks.items()}
 
     def segment(self, t2: nib.Nifti1Image, t1: nib.Nifti1Image | None = None,
                 opts: SegmentOptions | None = None) -> Segmentation:
@@ -239,9 +235,13 @@ class Predictor:
             with timer("cord_output", outside=True):
                 cord = self.locate_cord(w2, cord_thr) if o.cord_output else np.zeros(shape, bool)
         with timer("postprocess"):
-            chosen, other, settings = self.postprocess(prob, o)
-            native = self.to_native({**chosen, "cord": cord}, aff, t2)
-            alt = self.to_native(other, aff, t2)
+            # as ivadomed (segment_volume, then pred_to_nib): the probabilities go back to the T2w's own
+            # grid (linear interpolation), where they are thresholded and postprocessed (holes, small
+            # objects in native voxels); thresholding on the working grid first lost boundary voxels
+            native_prob = np.stack([to_native(p, aff, t2.shape[:3], t2.affine, "image") for p in prob])
+            voxel_mm3 = float(np.prod(nib.affines.voxel_sizes(t2.affine)))
+            chosen, other, settings = self.postprocess(native_prob, voxel_mm3, o)
+            native = {**chosen, "cord": to_native(cord.astype(np.uint8), aff, t2.shape[:3], t2.affine, "mask")}
         meta = self.meta[0]
         prov = {"cascade": cascade, "cord_found": bool(cord.any()), "cord_fallback_whole_fov": bool(fallback),
                 "crop": None if box is None else [[s.start, s.stop] for s in box], "network_input_region": region,
@@ -258,9 +258,9 @@ class Predictor:
             from .uncertainty import ensemble_agreement
 
             classes = meta["tumor"]["classes"]
-            soft = {c: to_native(prob[i], aff, t2.shape[:3], t2.affine, "image") for i, c in enumerate(classes)}
+            soft = {c: native_prob[i] for i, c in enumerate(classes)}
             prov["agreement"] = ensemble_agreement(members, classes, settings["threshold"])
-        return Segmentation(native, t2.affine, prov, alt, soft)
+        return Segmentation(native, t2.affine, prov, other, soft)
 
 
 class _Timer:
