@@ -18,7 +18,9 @@ def test_layout_names_and_wildcards():
     assert L.model("03", "single", "log.tsv") == "res/models/split-03/single/log.tsv"
     assert L.model_folder("03", single=True) == "res/models/split-03/onnx-single/model.json"
     assert L.prediction("00", "cascade-exclusive", "02", "edema", ".json") == (
-        "res/predictions/split-00/cascade-exclusive/sub-02_label-edema_mask.json")
+        "res/predictions/split-00/cascade-exclusive/sub-02/sub-02_label-edema_mask.json")
+    assert L.prediction_subject_dir("00", "cascade", "02") == "res/predictions/split-00/cascade/sub-02"
+    assert L.preprocess_subject_dir("01_ses-a") == "res/preprocess/sub-01_ses-a"
     assert mask_name("sub-01_T2w", "wholetumor") == "sub-01_T2w_label-wholetumor_mask.nii.gz"
     assert L.qc_figure("phantom", "01") == "res/qc/phantom/sub-01_phantom-qc.png"
     assert L.log("infer/split-00_cascade_sub-01") == "res/logs/infer/split-00_cascade_sub-01.log"

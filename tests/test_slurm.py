@@ -93,7 +93,7 @@ def test_workflow_runs_through_slurm_like_locally(cluster, request, tmp_path):
     pd.testing.assert_frame_equal(reg_a, reg_b)
     for f in sorted(b.glob("preprocess/sub-*/*_res-1x1x2_*.nii.gz")):
         assert _arrays_equal(f, a / f.relative_to(b)), f.name
-    preds = sorted(b.glob("predictions/split-00/*/*_mask.nii.gz"))
+    preds = sorted(b.glob("predictions/split-00/*/*/*_mask.nii.gz"))
     assert preds and all(_arrays_equal(f, a / f.relative_to(b)) for f in preds)
     times = [c for c in pd.read_csv(b / "evaluation/metrics.tsv", sep="\t").columns if c == "seconds"]
     ma = pd.read_csv(a / "evaluation/metrics.tsv", sep="\t").drop(columns=times)

@@ -3,6 +3,7 @@ small run of what exists so far."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -68,7 +69,7 @@ def test_dry_run_default(tmp_path):
     assert batched(counts, "infer") == sum(-(-t // infer_batch) for t in n_test) + -(-n_test[0] // infer_batch)
     for i, s in enumerate(splits):
         for key in s.loc[s["set"] == "test", "participant_id"]:
-            assert f"predictions/split-{i:02d}/cascade/{key}_label-wholetumor_mask.nii.gz" in r.stdout
+            assert f"predictions/split-{i:02d}/cascade/{key}," in r.stdout.replace("\n", ",")
     assert counts["evaluate"] == 3 and counts["aggregate"] == counts["report"] == 1
 
 
@@ -108,26 +109,31 @@ def test_dry_run_all_splits_on_one_gpu_machine(tmp_path):
     assert counts["train_single"] == 1 and batched(counts, "phantom") >= 1
 
 
-@pytest.mark.parametrize("spacing, entity", [(None, "res-1x1x2"), ([0.8, 0.8, 2], "res-0p8x0p8x2")])
-def test_working_grid_files_are_named_by_the_configured_spacing(tmp_path, spacing, entity):
-    """The working-grid files carry the configured spacing (``res-1x1x2`` by default, as ever): resampling
-    writes them under that name and training reads them under it."""
-    config = overlay(tmp_path, f"preprocess: {{spacing_mm: {spacing}}}") if spacing else []
+def test_working_grid_files_are_named_by_the_configured_spacing(tmp_path):
+    """The working-grid files carry the configured spacing (``res-1x1x2`` by default, as ever, which
+    test_small_run_generates_cohort_and_qc runs): preprocessing writes them under that name into the
+    subject's folder (its one declared output) and its manifest, which training reads, lists them so."""
+    config = overlay(tmp_path, "synthetic: {subjects: 2, seed: 5, size: small, qc: false}\n"
+                               "batching: {phantom: 2, preprocess: 1}\npreprocess: {spacing_mm: [0.8, 0.8, 2]}")
     r = snakemake("-n", "--cores", "2", *config, "--config", *tmp_config(tmp_path))
     assert r.returncode == 0, r.stderr[-3000:]
-    blocks: dict[str, list[str]] = {}
-    for block in r.stdout.split("\nrule ")[1:]:
-        blocks.setdefault(block.split(":", 1)[0], []).append(block)
-    outputs = [ln for k, bs in blocks.items() if k.startswith("preprocess_b") for b in bs
+    outputs = [ln for b in r.stdout.split("\nrule ")[1:] if b.startswith("preprocess_b")
                for ln in b.splitlines() if ln.strip().startswith("output:")]
-    assert len(outputs) == batched(job_counts(r.stdout), "preprocess")
-    keys = [k for ln in outputs for k in re.findall(r"sub-(\d+)_label-cord_mask", ln)]
-    demo = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    assert sorted(keys) == [f"{i:03d}" for i in range(1, demo["synthetic"]["subjects"] + 1)]  # every subject once
-    for ln in outputs:
-        for key in re.findall(r"sub-(\d+)_label-cord_mask", ln):
-            assert f"sub-{key}/sub-{key}_{entity}_grid.json" in ln and f"sub-{key}_{entity}_desc-preproc_T2w" in ln
-    assert set(re.findall(r"_(res-[0-9px]+)_", r.stdout)) == {entity}
+    # one folder per subject, every subject once
+    assert sorted(re.findall(r"preprocess/sub-(\d+)(?:,|$)", "\n".join(outputs), re.M)) == ["001", "002"]
+    folder = tmp_path / "results/preprocess/sub-001"
+    r = snakemake("--cores", "2", str(folder), *config, "--config", *tmp_config(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    names = {p.name for p in folder.iterdir()}
+    assert {"sub-001_res-0p8x0p8x2_grid.json", "sub-001_res-0p8x0p8x2_desc-preproc_T2w.nii.gz",
+            "sub-001_res-0p8x0p8x2_label-tumor_mask.nii.gz"} <= names
+    assert not any("res-1x1x2" in n for n in names)
+    grid = nib.load(folder / "sub-001_res-0p8x0p8x2_desc-preproc_T2w.nii.gz")
+    assert np.allclose(sorted(nib.affines.voxel_sizes(grid.affine)), [0.8, 0.8, 2])
+    manifest = json.loads((tmp_path / "results/batches/preprocess/b000.json").read_text())
+    working = manifest["subjects"]["001"]["working"]
+    assert working["grid"] == str(folder / "sub-001_res-0p8x0p8x2_grid.json")
+    assert all(Path(p).is_file() for p in working.values())
 
 
 def test_lint_is_clean():
@@ -208,7 +214,7 @@ def test_small_run_generates_cohort_and_qc(tmp_path):
     targets = [str(res / "cohort/cohort.tsv"), str(res / "qc/registration.tsv")]
     targets += [str(res / f"qc/{kind}/sub-{i:03d}_{kind}{'-qc' if kind == 'phantom' else ''}.png")
                 for i in (1, 2, 3) for kind in ("phantom", "registration")]
-    targets += [str(res / f"preprocess/sub-{i:03d}/sub-{i:03d}_res-1x1x2_grid.json") for i in (1, 2, 3)]
+    targets += [str(res / f"preprocess/sub-{i:03d}") for i in (1, 2, 3)]  # one folder per subject
     r = snakemake("--cores", "2", *targets, *small, "--config", *tmp_config(tmp_path))
     assert r.returncode == 0, r.stderr[-3000:]
     cohort = pd.read_csv(tmp_path / "results/cohort/cohort.tsv", sep="\t")
@@ -240,16 +246,16 @@ TINY_WORKFLOW = ["--configfile", "config/config.yaml", "tests/tiny-workflow.yaml
 
 
 def test_files_read_across_rules_are_declared(tmp_path):
-    """Evaluation reads the inference JSON sidecars: they are outputs of `infer` (and inputs of
-    `evaluate`), so a cluster without a shared filesystem stages them and Snakemake plans them as
-    targets (before, asking for one was "no rule to produce")."""
+    """Evaluation reads the inference JSON sidecars: they are in the subject's prediction folder, an
+    output of `infer`, so a cluster without a shared filesystem stages them and Snakemake plans the
+    folder as a target (before, asking for a sidecar was "no rule to produce")."""
     from imsct.phantom.cohort import participants_table, plan_cohort
     from imsct.splits import make_splits, split_table
 
     split = make_splits(split_table(participants_table(plan_cohort(8, 11))), 1, 0)[0]
     pid = split.loc[split["set"] == "test", "participant_id"].iloc[0]
-    sidecar = f"{tmp_path}/results/predictions/split-00/cascade/{pid}_label-wholetumor_mask.json"
-    r = snakemake("-n", "--cores", "1", sidecar, *TINY_WORKFLOW, "--config", *tmp_config(tmp_path))
+    folder = f"{tmp_path}/results/predictions/split-00/cascade/{pid}"
+    r = snakemake("-n", "--cores", "1", folder, *TINY_WORKFLOW, "--config", *tmp_config(tmp_path))
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     assert batched(job_counts(r.stdout), "infer") == 1
 
@@ -281,7 +287,7 @@ def test_training_rules_run_end_to_end(tiny_workflow_run, tmp_path):
     for pid in expected.loc[expected["set"] == "test", "participant_id"]:
         t2 = nib.load(root / f"resources/synthetic/{pid}/anat/{pid}_T2w.nii.gz")
         for mode in ("cascade", "single"):
-            pred = nib.load(res / f"predictions/split-00/{mode}/{pid}_label-wholetumor_mask.nii.gz")
+            pred = nib.load(res / f"predictions/split-00/{mode}/{pid}/{pid}_label-wholetumor_mask.nii.gz")
             assert pred.shape == t2.shape and np.array_equal(pred.affine, t2.affine)
     # evaluation: one row per test subject x mode x class, and the tables built from them
     from imsct.classes import CLASSES
@@ -334,4 +340,4 @@ def test_workflow_on_an_existing_bids_dataset(small_cohort, tmp_path):
     # the whole DAG for that dataset: its 8 subjects through preprocessing
     r = snakemake("-n", "--cores", "2", "--config", *tmp_config(tmp_path), f"bids_dir={small_cohort}")
     assert r.returncode == 0 and batched(job_counts(r.stdout), "preprocess") == 2  # 8 subjects by 5
-    assert all(f"sub-{i:03d}_label-cord_mask" in r.stdout for i in range(1, 9))
+    assert all(re.search(rf"results/preprocess/sub-{i:03d}(,|$)", r.stdout, re.M) for i in range(1, 9))

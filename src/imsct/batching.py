@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from .io import write_json
 from .logs import setup
 
 
@@ -29,6 +28,8 @@ def run_batch(steps: dict[str, Callable[[logging.Logger], object]], logs: dict[s
     not stop the others. Raises :class:`BatchError` naming the failed subjects after the last one (the
     job then fails, and its batch reruns). On success, writes ``manifest`` (JSON: each subject's
     ``outputs``) last, so it is the job's newest file."""
+    from .io import write_json  # nibabel: not for the workflow's parsing, which only makes batches
+
     results, failed = {}, {}
     for key, step in steps.items():
         log = setup((logs or {}).get(key))

@@ -38,6 +38,13 @@ def mask_name(base: str, cls: str, ext: str = ".nii.gz") -> str:
     return f"{base}_label-{cls}_mask{ext}"
 
 
+def prediction_file(pred_dir, base: str, cls: str, ext: str = ".nii.gz") -> str:
+    """A mask (or sidecar) in a workflow prediction folder: one folder per subject, ``<base>/``, which the
+    workflow declares as one directory output (a declared file per mask and sidecar made the paper
+    DAG 16,000 inference outputs, most of its dry-run time)."""
+    return f"{pred_dir}/{base}/{mask_name(base, cls, ext)}"
+
+
 @dataclass(frozen=True)
 class Layout:
     """The results tree of one workflow run (``results``) and its working-grid spacing."""
@@ -59,6 +66,10 @@ class Layout:
     # -- preprocessing (per subject key)
     def preprocess_dir(self) -> str:
         return f"{self.results}/preprocess"
+
+    def preprocess_subject_dir(self, key: str) -> str:
+        """Everything preprocessing writes for one subject but its QC figure (a directory output)."""
+        return f"{self.results}/preprocess/sub-{key}"
 
     def _pre(self, key: str) -> str:
         return f"{self.results}/preprocess/sub-{key}/sub-{key}"
@@ -102,8 +113,12 @@ class Layout:
     def prediction_dir(self, split: str, mode: str) -> str:
         return f"{self.results}/predictions/split-{split}/{mode}"
 
+    def prediction_subject_dir(self, split: str, mode: str, key: str) -> str:
+        """One subject's masks and sidecars of one split and mode (a directory output of inference)."""
+        return f"{self.prediction_dir(split, mode)}/sub-{key}"
+
     def prediction(self, split: str, mode: str, key: str, cls: str, ext: str = ".nii.gz") -> str:
-        return f"{self.prediction_dir(split, mode)}/{mask_name(f'sub-{key}', cls, ext)}"
+        return prediction_file(self.prediction_dir(split, mode), f"sub-{key}", cls, ext)
 
     # -- evaluation and report
     def split_metrics(self, split: str) -> str:

@@ -25,7 +25,7 @@ for batch, keys in PHANTOM_BATCHES.items():
         output:
             # first: Snakemake finds a job's producer by trying its outputs in order
             manifest=L.batch_manifest("phantom", batch),
-            files=[p for k in keys for p in phantom_paths(k).values()],
+            subjects=[directory(d) for k in keys for d in phantom_folders(k)],
             qc=[L.qc_figure("phantom", k) for k in keys if PHANTOM_QC],
         log:
             [L.log(f"phantom/sub-{k}") for k in keys],

@@ -12,11 +12,9 @@ for batch, keys in PREPROCESS_BATCHES.items():
         output:
             # first: Snakemake finds a job's producer by trying its outputs in order
             manifest=L.batch_manifest("preprocess", batch),
-            cord=[L.cord_mask(k) for k in keys],
-            t1w=[L.registered_t1w(k) for k in keys],
-            transform=[L.transform(k) for k in keys],
-            qc=[L.registration_qc(k) for k in keys],
-            working=[p for k in keys for p in preproc_paths(k).values()],
+            # one folder per subject (registered T1w, transform, QC JSON, cord mask, working grid):
+            # a declared file each made the paper DAG thousands of outputs, slow to plan
+            subjects=[directory(L.preprocess_subject_dir(k)) for k in keys],
             figures=[
                 report(
                     L.qc_figure("registration", k),

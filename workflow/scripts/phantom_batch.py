@@ -8,7 +8,7 @@ smk = snakemake  # noqa: F821 - injected by Snakemake
 p = smk.params
 specs = {s.participant_id[4:]: s for s in plan_cohort(p.subjects, p.seed)}
 naming = Naming.from_config(p.inputs)
-root = Path(smk.output.files[0]).parents[2]  # <dataset>/sub-XXX/anat/<T2w>
+root = Path(smk.output.subjects[0]).parent  # the first subject's first folder: <dataset>/sub-XXX
 
 
 def step(key):

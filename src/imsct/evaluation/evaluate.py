@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..classes import CLASSES, LESIONS, OUTPUTS
 from ..io import load_image, same_grid
-from ..paths import mask_name
+from ..paths import prediction_file
 from .metrics import DEFAULT_OVERLAP_MM3, compare, voxel_volume_mm3
 
 
@@ -24,7 +24,7 @@ def _mask(path, ref=None) -> np.ndarray:
 
 
 def prediction_paths(pred_dir, base: str) -> dict[str, Path]:
-    return {c: Path(pred_dir) / mask_name(base, c) for c in OUTPUTS}
+    return {c: Path(prediction_file(pred_dir, base, c)) for c in OUTPUTS}
 
 
 def crop_contains(crop: list[list[int]] | None, working_labels: dict[str, str]) -> dict:
@@ -46,7 +46,7 @@ def crop_contains(crop: list[list[int]] | None, working_labels: dict[str, str]) 
 def evaluate_subject(gt: dict[str, str], pred_dir, base: str, cord_gt: str | None = None,
                      working_labels: dict[str, str] | None = None,
                      overlap_mm3: float = DEFAULT_OVERLAP_MM3) -> tuple[pd.DataFrame, dict]:
-    """Metrics of one subject's predictions in ``pred_dir`` (named ``<base>_label-<class>_mask``).
+    """Metrics of one subject's predictions in ``pred_dir`` (:func:`imsct.paths.prediction_file`).
 
     ``gt`` maps tumor, edema and cavity to ground-truth masks on the T2w grid (the whole tumor is
     their union); ``cord_gt`` is the 30 mm cord mask on the same grid; ``working_labels`` the same
@@ -60,7 +60,7 @@ def evaluate_subject(gt: dict[str, str], pred_dir, base: str, cord_gt: str | Non
     rows = []
     for c in CLASSES:
         rows.append({"class": c, **compare(g[c], _mask(preds[c], ref), voxel, overlap_mm3)})
-    side = json.loads((Path(pred_dir) / mask_name(base, "wholetumor", ".json")).read_text())
+    side = json.loads(Path(prediction_file(pred_dir, base, "wholetumor", ".json")).read_text())
     info = {"cascade": bool(side["cascade"]), "exclusive": bool(side.get("exclusive", False)),
             "cord_found": bool(side["cord_found"]), "cord_fallback": bool(side["cord_fallback_whole_fov"]),
             "seconds": float(sum(v for k, v in side["seconds"].items() if k != "register")),

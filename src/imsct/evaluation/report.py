@@ -27,7 +27,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from ..bids import subject_session  # noqa: E402
 from ..classes import CLASSES, LESIONS  # noqa: E402
 from ..io import atomic_path, load_image  # noqa: E402
-from ..paths import mask_name  # noqa: E402
+from ..paths import prediction_file  # noqa: E402
 from ..viz import busiest_sagittal_slice, normalize_intensity, overlay_masks, sagittal_view, scale_bar  # noqa: E402
 
 COLOURS = {"tumor": "#e41a1c", "edema": "#ffb000", "cavity": "#1e90ff", "wholetumor": "#9b59b6"}
@@ -177,7 +177,7 @@ def example_panel(case: dict, pred_dir: Path, title: str):
         return np.asanyarray(load_image(path).dataobj)
 
     gt = {c: (data(case["gt"][c]) > 0).astype(np.uint8) for c in LESIONS}
-    pr = {c: (data(Path(pred_dir) / mask_name(f"sub-{case['key']}", c)) > 0).astype(np.uint8) for c in LESIONS}
+    pr = {c: (data(prediction_file(pred_dir, f"sub-{case['key']}", c)) > 0).astype(np.uint8) for c in LESIONS}
     x = busiest_sagittal_slice(gt["tumor"] | gt["edema"] | gt["cavity"], t2.affine)
 
     def sag(a: np.ndarray) -> np.ndarray:
