@@ -325,6 +325,68 @@ def test_training_and_inference_feed_the_networks_the_same_voxels(tiny_model_fol
     assert [b - a for a, b in starts] == list(crop.x.shape[1:])
 
 
+def test_tumor_input_is_z_scored_over_its_region():
+    """ivadomed's NormalizeInstance runs after its ROI crop, on the whole cropped volume: each channel
+    of the tumor model's input has mean 0 and std 1 over the region, whatever lies outside it (here a
+    bright block); zero padding, where the image is smaller than a patch, stays 0; ``image`` passes
+    the given (whole-image z-scored) values through."""
+    from imsct.crops import extract, tumor_network_input
+
+    rng = np.random.default_rng(0)
+    t2 = rng.normal(5, 2, (20, 40, 60)).astype(np.float32)
+    t2[:, :, 45:] += 50  # bright, outside the grown cord box
+    t1 = rng.normal(-1, 3, t2.shape).astype(np.float32)
+    cord = np.zeros(t2.shape, bool)
+    cord[8:12, 15:25, 10:30] = True
+    x, starts, box = tumor_network_input(t2, t1, cord, (1.0, 1.2, 1.2), (8, 16, 16))
+    assert x.shape[3] < 35  # the region leaves the bright block out
+    for c, img in enumerate((t2, t1)):
+        assert abs(float(x[c].mean())) < 1e-4 and abs(float(x[c].std()) - 1) < 1e-3
+        raw = extract(img, starts, x.shape[1:])
+        np.testing.assert_allclose(x[c], (raw - raw.mean()) / raw.std(), atol=1e-4)
+    given, starts_image, _ = tumor_network_input(t2, t1, cord, (1.0, 1.2, 1.2), (8, 16, 16), "image")
+    assert starts_image == starts and np.array_equal(given[0], extract(t2, starts, x.shape[1:]))
+    small = rng.normal(3, 1, (6, 10, 10)).astype(np.float32)  # smaller than a patch: padded
+    x, starts, _ = tumor_network_input(small, None, None, (1.0, 1.2, 1.2), (8, 16, 16))
+    inside = tuple(slice(-s, -s + n) for s, n in zip(starts, small.shape))
+    assert abs(float(x[0][inside].mean())) < 1e-4 and abs(float(x[0][inside].std()) - 1) < 1e-3
+    assert x[0].sum() == pytest.approx(0.0, abs=1e-2) and np.count_nonzero(x[0]) == small.size
+    assert not x[1].any()  # no T1w: zeros
+    with pytest.raises(ValueError, match="normalization"):
+        tumor_network_input(small, None, None, (1.0, 1.2, 1.2), (8, 16, 16), "patch")
+
+
+def test_model_folders_say_how_their_tumor_input_was_normalised(tiny_model_folder, small_cohort, tmp_path):
+    """model.json records the tumor input's normalisation (crop, the default) and inference follows
+    it; a folder from before the crop z-score (no entry) gets the whole-image z-score it was trained
+    on, and the two do not ensemble."""
+    import shutil
+
+    from imsct.crops import paper_to_array, safety_to_array, tumor_network_input
+
+    meta = json.loads((tiny_model_folder / "model.json").read_text())
+    assert meta["tumor"]["normalization"] == "crop"
+    old = tmp_path / "old"
+    shutil.copytree(tiny_model_folder, old)
+    del meta["tumor"]["normalization"]
+    (old / "model.json").write_text(json.dumps(meta))
+    sub = "sub-007"
+    t2 = load_image(small_cohort / sub / "anat" / f"{sub}_T2w.nii.gz")
+    new_pred, old_pred = Predictor(tiny_model_folder), Predictor(old)
+    w2, w1, _, _ = new_pred.to_working_grid(t2, None)
+    w1 = w2 * 0.5 + 1.0
+    cord = np.zeros(w2.shape, bool)
+    cord[tuple(slice(n // 2 - 2, n // 2 + 2) for n in w2.shape)] = True
+    for pred, how in ((new_pred, "crop"), (old_pred, "image")):
+        x, starts, _ = pred.tumor_input(w2, w1, cord)
+        t = pred.meta[0]["tumor"]
+        ref, ref_starts, _ = tumor_network_input(w2, w1, cord, safety_to_array(t["safety_factor"]),
+                                                 paper_to_array(t["patch_si_ap_rl"]), how)
+        assert starts == ref_starts and np.array_equal(x, ref), how
+    with pytest.raises(ValueError, match="disagree on tumor.normalization"):
+        Predictor([tiny_model_folder, old])
+
+
 def test_layers_point_one_way():
     """Inference, evaluation and the shared geometry never import training (nor PyTorch): a clinical
     install runs them without it."""

@@ -13,7 +13,10 @@ are converted with :func:`paper_to_array`; safety factors are named by axis (``s
   where the image itself is smaller than a patch is it zero-padded (:func:`tumor_region`). The
   single-step baseline uses the whole image through the same function. Channels T2w, T1w; without a
   T1w its channel is zeros, the mean of a z-scored image, as ``training.tumor.modality_dropout``
-  shows it in training.
+  shows it in training. Each channel is z-scored over that region (``normalization: crop``): ivadomed
+  applies NormalizeInstance after its ROI crop, to the whole cropped volume before cutting patches,
+  in training and at inference; model folders from before this version were trained on the
+  whole-image z-score (``image``).
 """
 
 from __future__ import annotations
@@ -121,11 +124,19 @@ def cord_network_input(t2w: np.ndarray, patch_xyz) -> tuple[np.ndarray, tuple[in
     return center_crop_pad(np.asarray(t2w, np.float32)[None], patch_xyz)
 
 
+NORMALIZATIONS = ("crop", "image")  # the tumor model's input z-score: over its region (ivadomed), or the image
+
+
 def tumor_network_input(t2w: np.ndarray, t1w: np.ndarray | None, crop_mask: np.ndarray | None, safety_xyz,
-                        patch_xyz) -> tuple[np.ndarray, tuple[int, ...], tuple[slice, ...] | None]:
+                        patch_xyz, normalization: str = "crop"
+                        ) -> tuple[np.ndarray, tuple[int, ...], tuple[slice, ...] | None]:
     """(2, *size) float32 input of the tumor model (channels T2w, T1w: the published order), its
     starts in the image, and the grown cord box (None = the whole image: no cord, or single step).
-    ``t1w`` None (no T1w): that channel is zeros."""
+    ``t1w`` None (no T1w): that channel is zeros. ``normalization`` crop: each channel z-scored over
+    the region's voxels inside the image (zero padding, where the image is smaller than a patch, stays
+    0); image: as given (the inputs are z-scored over the whole image)."""
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, not {normalization!r}")
     shape = t2w.shape
     if t1w is None:
         t1w = np.zeros(shape, np.float32)
@@ -133,6 +144,14 @@ def tumor_network_input(t2w: np.ndarray, t1w: np.ndarray | None, crop_mask: np.n
     starts = tumor_region(box, shape, patch_xyz)
     size = tumor_region_size(box, shape, patch_xyz)
     x = extract(np.stack([t2w, t1w]).astype(np.float32, copy=False), starts, size)
+    if normalization == "crop":
+        inside = tuple(slice(max(-s, 0), min(n - s, m)) for s, m, n in zip(starts, size, shape))
+        for c in range(len(x)):
+            region = x[(c,) + inside]
+            sd = float(region.std())
+            region -= float(region.mean())  # a view: the padding outside stays 0
+            if sd > 0:
+                region /= sd
     return x, starts, box
 
 

@@ -83,7 +83,7 @@ class Predictor:
     # what every folder of an ensemble must share: the grid and what the networks see
     _GEOMETRY = (("spacing_si_ap_rl_mm",), ("cord", "patch_si_ap_rl"), ("tumor", "patch_si_ap_rl"),
                  ("tumor", "stride_si_ap_rl"), ("tumor", "safety_factor"), ("tumor", "classes"),
-                 ("tumor", "input"))
+                 ("tumor", "input"), ("tumor", "normalization"))
 
     def _check_ensemble(self):
         def get(m, keys):
@@ -128,8 +128,9 @@ class Predictor:
         empty = the whole image; ``w1`` None = no T1w (its channel zeros)."""
         t = self.meta[0]["tumor"]
         crop = cord if cord is not None and cord.any() else None
+        # folders written before the crop z-score existed have no entry: trained on the image's z-score
         return tumor_network_input(w2, w1, crop, safety_to_array(t["safety_factor"]),
-                                   paper_to_array(t["patch_si_ap_rl"]))
+                                   paper_to_array(t["patch_si_ap_rl"]), t.get("normalization", "image"))
 
     def member_probabilities(self, x: np.ndarray, blend: str, tta: bool) -> list[np.ndarray]:
         """Each model's class probabilities on the tumor network's input."""

@@ -47,11 +47,12 @@ class Crop:
         return [(self.x[(slice(None),) + w], self.y[(slice(None),) + w]) for w in self.windows]
 
 
-def tumor_crop(case: Case, crop_mask: np.ndarray | None, patch, stride, safety_xyz) -> Crop:
+def tumor_crop(case: Case, crop_mask: np.ndarray | None, patch, stride, safety_xyz,
+               normalization: str = "crop") -> Crop:
     """The tumor model's input region (see :func:`imsct.crops.tumor_network_input`: the same function
     builds it at inference) and its sliding windows. ``crop_mask`` None = the whole image (the
     single-step baseline)."""
-    x, starts, box = tumor_network_input(case.t2w, case.t1w, crop_mask, safety_xyz, patch)
+    x, starts, box = tumor_network_input(case.t2w, case.t1w, crop_mask, safety_xyz, patch, normalization)
     y = extract(case.target, starts, x.shape[1:])
     return Crop(x.astype(np.float16), y.astype(np.uint8), sliding_patches(x.shape[1:], patch, stride))
 

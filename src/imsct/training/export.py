@@ -128,5 +128,6 @@ def write_model_folder(cord_pt, tumor_pt, out_dir, split: str, training_cfg: dic
     t = training_cfg["tumor"]
     meta["tumor"].update({"patch_si_ap_rl": list(t["patch"]), "stride_si_ap_rl": list(t["stride"]),
                           "safety_factor": {k: float(t["safety_factor"][k]) for k in ("si", "ap", "rl")},
-                          "input": "whole_image" if single_step else "cord_crop"})
+                          "input": "whole_image" if single_step else "cord_crop",
+                          "normalization": t.get("normalization", "crop")})
     return write_json(meta, Path(out_dir) / "model.json")

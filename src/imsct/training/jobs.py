@@ -114,7 +114,7 @@ def train_tumor_model(train_paths: dict, val_paths: dict, out_dir, cfg: dict, co
                 else:
                     missed += 1
                     log.warning("%s: cord model found no cord; cropping with the ground-truth cord mask", key)
-            crops[k].append(tumor_crop(case, crop, patch, stride, safety))
+            crops[k].append(tumor_crop(case, crop, patch, stride, safety, section.get("normalization", "crop")))
     summary = train(tc, crops["train"], crops["val"], out_dir)
     summary["crop_from"] = crop_from
     summary["cord_predictions_missed"] = missed
