@@ -72,7 +72,7 @@ class Layout:
         return f"{self.results}/preprocess/sub-{key}"
 
     def _pre(self, key: str) -> str:
-        return f"{self.results}/preprocess/sub-{key}/sub-{key}"
+        return f"{self.preprocess_subject_dir(key)}/sub-{key}"
 
     def cord_mask(self, key: str) -> str:
         """The 30 mm cord mask on the T2w grid (training target, evaluation of the cord model)."""

@@ -147,19 +147,17 @@ def phantom_paths(subject):
     return out
 
 
+@cached_copies
 def phantom_folders(subject):
     """The subject's folders the phantom writes into, its directory outputs: the scans' folder first
     (``<dataset>/sub-XXX``), then each derivative's. A declared file each made the paper DAG
     thousands of outputs, slow to plan.
     """
-    name = f"sub-{subject}"
-    folders = set()
-    for path in phantom_paths(subject).values():
-        parent = Path(path).parent
-        while parent.name != name:
-            parent = parent.parent
-        folders.add(str(parent))
-    return sorted(folders, key=lambda f: (len(Path(f).parts), f))
+    name = f"/sub-{subject}/"
+    folders = {
+        p[: p.index(name) + len(name) - 1] for p in phantom_paths(subject).values()
+    }
+    return sorted(folders, key=lambda f: (f.count("/"), f))
 
 
 # Splits are a pure function of the cohort and the seed: known at parse time, written by a rule.
