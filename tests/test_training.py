@@ -436,3 +436,48 @@ def test_intensity_jitter_scales_and_shifts_each_channel_on_its_own_and_is_off_i
     assert paper["contrast"] == 0.0 and paper["brightness"] == 0.0
     with pytest.raises(ValueError, match="contrast"):
         load_config(None, {"training": {"augment": {"contrast": -1}}})
+
+
+def test_lesion_oversampling_by_class_draws_a_rare_class_as_often_as_a_common_one_and_is_off_in_the_paper():
+    from imsct.config import load_config
+    from imsct.training.jobs import _config
+    from imsct.training.loop import TrainConfig, batch_order
+
+    # 200 patches of 4 classes: 60 hold tumor (channel 0), 6 hold edema (channel 1), the rest nothing
+    patches = []
+    for i in range(200):
+        y = np.zeros((4, 2, 2, 2), np.uint8)
+        if i < 60:
+            y[0, 0, 0, 0] = y[3, 0, 0, 0] = 1
+        elif i < 66:
+            y[1, 0, 0, 0] = y[3, 0, 0, 0] = 1
+        patches.append((None, y))
+    edema = set(range(60, 66))
+
+    def edema_share(by, frac=0.5):
+        cfg = TrainConfig(kind="tumor", in_channels=2, out_channels=4, class_names=("a", "b", "c", "d"),
+                          batch_size=8, lesion_oversampling=frac, lesion_oversampling_by=by)
+        batches = batch_order(patches, cfg, torch.Generator().manual_seed(0))
+        forced = [i for b in batches for i in b[len(b) - round(frac * len(b)):]]
+        assert all(patches[i][1].any() for i in forced)  # every forced place holds a target voxel
+        return np.mean([i in edema for i in forced]), batches
+
+    # class: edema (held by 6 patches) is drawn for each class slot it is one of: tumor, edema, whole
+    # tumor (which edema patches hold 6 of 66 times); expected share (0 + 1 + 6/66) / 3 = 0.36
+    share, batches = edema_share("class")
+    assert 0.28 < share < 0.45
+    assert sorted(i for b in batches for i in b[:4]) == sorted(  # the random half keeps its order
+        torch.randperm(200, generator=torch.Generator().manual_seed(0)).tolist()[i] for i in
+        [j for s in range(0, 200, 8) for j in range(s, s + 4)])
+    lesion_share, _ = edema_share("lesion")
+    assert lesion_share < 0.2  # 6 of 66 lesion patches: about 9 %
+    off = TrainConfig(kind="tumor", in_channels=2, out_channels=4, class_names=("a", "b", "c", "d"), batch_size=8)
+    assert batch_order(patches, off, torch.Generator().manual_seed(0)) == [  # 0: every patch once, shuffled
+        torch.randperm(200, generator=torch.Generator().manual_seed(0)).tolist()[i:i + 8] for i in range(0, 200, 8)]
+
+    repo = Path(__file__).resolve().parents[1]
+    assert load_config(repo / "config/paper.yaml")["training"]["tumor"]["lesion_oversampling"] == 0
+    cfg = load_config(None, {"training": {"tumor": {"lesion_oversampling": 0.33}}})["training"]
+    assert _config("tumor", cfg["tumor"], cfg).lesion_oversampling_by == "class"
+    with pytest.raises(ValueError, match="lesion_oversampling_by"):
+        load_config(None, {"training": {"tumor": {"lesion_oversampling_by": "voxel"}}})

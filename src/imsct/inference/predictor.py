@@ -69,10 +69,23 @@ class Predictor:
                                f"onnxruntime offers {ort.get_available_providers()}")
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
         self.device = device
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        self.sessions = [{k: ort.InferenceSession(str(f / m[k]["file"]), opts, providers=providers)
+        opts = {k: ort.SessionOptions() for k in ("cord", "tumor")}
+        for o in opts.values():
+            o.intra_op_num_threads = threads
+        # The tumor model runs once per batch of patches, whose count varies: a memory pattern planned
+        # on one batch shape lay in its arena beside the next one's (1.6 -> 2.3 GB over four batches).
+        opts["tumor"].enable_mem_pattern = False
+        self.sessions = [{k: ort.InferenceSession(str(f / m[k]["file"]), opts[k], providers=providers)
                           for k in ("cord", "tumor")} for f, m in zip(self.folders, self.meta)]
+        # The cord model's run hands its CPU arena back when it ends: an arena otherwise keeps a
+        # session's peak (about 1.1 GB for the paper-size cord model on its 512x256x32 input) for the
+        # process's life, and the tumor model's arena came on top of it. The tumor model keeps its
+        # arena: it runs once per batch of patches, and fresh memory for each run cost more time than
+        # the arena holds (benchmarks/run.py --segment-only). No arena at all gave the lowest peak but
+        # made the cord model 40 % slower.
+        self._run_options = {"cord": ort.RunOptions(), "tumor": None}
+        if device != "cuda":
+            self._run_options["cord"].add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self._check_ensemble()
         first = self.meta[0]
         self.spacing = tuple(first["spacing_si_ap_rl_mm"])
@@ -109,7 +122,7 @@ class Predictor:
 
     def _net(self, i, kind):
         sess = self.sessions[i][kind]
-        return lambda x: sess.run(None, {"input": x})[0]
+        return lambda x: sess.run(None, {"input": x}, self._run_options[kind])[0]
 
     def cord_probability(self, t2w: np.ndarray) -> np.ndarray:
         """Mean cord probability of the ensemble on the working grid. The network sees what it was

@@ -48,8 +48,10 @@ class TrainConfig:
     augment: dict = field(default_factory=lambda: {"rotation_deg": 5.0, "scale": 0.10, "translation": 0.03})
     spacing_xyz: tuple = (2.0, 1.0, 1.0)  # working grid (mm, array order), for augmentation in mm
     # nnU-Net-style: this fraction of each batch is drawn among patches holding target voxels (0 = the
-    # paper: every patch once per epoch, in random order)
+    # paper: every patch once per epoch, in random order); by "class" (nnU-Net: an output class first,
+    # uniformly, then a patch holding it) or by "lesion" (any patch holding any target voxel)
     lesion_oversampling: float = 0.0
+    lesion_oversampling_by: str = "class"
     # not in the paper (4.5.2): probability that a training sample's T1w channel is zeroed (0 = the paper)
     modality_dropout: float = 0.0
     # not in the paper (dice there): dice_bce adds binary cross-entropy (see imsct.training.losses)
@@ -95,16 +97,27 @@ def epoch_patches(crops, cfg: TrainConfig, gen: torch.Generator, device) -> list
 
 def batch_order(patches, cfg: TrainConfig, gen: torch.Generator) -> list[list[int]]:
     """Shuffled batches over the epoch's patches; with ``lesion_oversampling`` > 0 the last
-    round(fraction x batch) places of each batch are drawn among patches holding target voxels."""
+    round(fraction x batch) places of each batch are drawn among patches holding target voxels: by
+    ``class`` as nnU-Net (an output class chosen uniformly among those some patch holds, then a patch
+    holding it, so a rare class such as edema is drawn as often as the tumor) or by ``lesion`` (among
+    all patches holding any target voxel)."""
     order = torch.randperm(len(patches), generator=gen).tolist()
     batches = [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
     k = int(round(cfg.lesion_oversampling * cfg.batch_size))
-    if k:
-        fg = [i for i, (_, y) in enumerate(patches) if bool(y.any())]
-        if fg:
-            for b in batches:
-                picks = torch.randint(0, len(fg), (min(k, len(b)),), generator=gen).tolist()
-                b[len(b) - len(picks):] = [fg[p] for p in picks]
+    if not k or not patches:
+        return batches
+    if cfg.lesion_oversampling_by == "class":
+        pools = [[i for i, (_, y) in enumerate(patches) if bool(y[c].any())] for c in range(len(patches[0][1]))]
+    elif cfg.lesion_oversampling_by == "lesion":
+        pools = [[i for i, (_, y) in enumerate(patches) if bool(y.any())]]
+    else:
+        raise ValueError(f"lesion_oversampling_by: {cfg.lesion_oversampling_by!r} (class or lesion)")
+    pools = [p for p in pools if p]
+    if pools:
+        for b in batches:
+            for j in range(len(b) - min(k, len(b)), len(b)):
+                pool = pools[int(torch.randint(0, len(pools), (1,), generator=gen))]
+                b[j] = pool[int(torch.randint(0, len(pool), (1,), generator=gen))]
     return batches
 
 
