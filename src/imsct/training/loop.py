@@ -106,12 +106,16 @@ def batch_order(patches, cfg: TrainConfig, gen: torch.Generator) -> list[list[in
     k = int(round(cfg.lesion_oversampling * cfg.batch_size))
     if not k or not patches:
         return batches
-    if cfg.lesion_oversampling_by == "class":
-        pools = [[i for i, (_, y) in enumerate(patches) if bool(y[c].any())] for c in range(len(patches[0][1]))]
-    elif cfg.lesion_oversampling_by == "lesion":
-        pools = [[i for i, (_, y) in enumerate(patches) if bool(y.any())]]
-    else:
+    if cfg.lesion_oversampling_by == "lesion":  # the draws of versions before lesion_oversampling_by
+        fg = [i for i, (_, y) in enumerate(patches) if bool(y.any())]
+        if fg:
+            for b in batches:
+                picks = torch.randint(0, len(fg), (min(k, len(b)),), generator=gen).tolist()
+                b[len(b) - len(picks):] = [fg[p] for p in picks]
+        return batches
+    if cfg.lesion_oversampling_by != "class":
         raise ValueError(f"lesion_oversampling_by: {cfg.lesion_oversampling_by!r} (class or lesion)")
+    pools = [[i for i, (_, y) in enumerate(patches) if bool(y[c].any())] for c in range(len(patches[0][1]))]
     pools = [p for p in pools if p]
     if pools:
         for b in batches:
