@@ -13,7 +13,7 @@ and the prediction of a subject is left out of its mean (n/a), as in the workflo
     python benchmarks/t2w_only.py [--config config/config.yaml] [--subjects 20] [--seed 42] [--split 0]
         [--epochs 20] [--cord-epochs 12] [--dropout 0.5] [--out DIR] [--json FILE]
 
-The defaults are the demo's (``config/config.yaml``: 20 small subjects, 3 splits, split 0). ``--out``
+The defaults are the demo's (``config/config.yaml``: 40 small subjects, 3 splits, split 0). ``--out``
 keeps the cohort and models; a rerun with the same ``--out`` resumes training from the checkpoints.
 """
 

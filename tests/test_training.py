@@ -471,6 +471,25 @@ def test_lesion_oversampling_by_class_draws_a_rare_class_as_often_as_a_common_on
         [j for s in range(0, 200, 8) for j in range(s, s + 4)])
     lesion_share, _ = edema_share("lesion")
     assert lesion_share < 0.2  # 6 of 66 lesion patches: about 9 %
+
+    def before_the_setting(patches, cfg, gen):  # batch_order as it was (commit 383cb0f)
+        order = torch.randperm(len(patches), generator=gen).tolist()
+        batches = [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+        k = int(round(cfg.lesion_oversampling * cfg.batch_size))
+        if k:
+            fg = [i for i, (_, y) in enumerate(patches) if bool(y.any())]
+            if fg:
+                for b in batches:
+                    picks = torch.randint(0, len(fg), (min(k, len(b)),), generator=gen).tolist()
+                    b[len(b) - len(picks):] = [fg[p] for p in picks]
+        return batches
+
+    for n, frac in ((200, 0.33), (61, 0.5), (3, 1.0)):  # lesion draws as before, and leaves the RNG as before
+        cfg = TrainConfig(kind="tumor", in_channels=2, out_channels=4, class_names=("a", "b", "c", "d"),
+                          batch_size=8, lesion_oversampling=frac)
+        g1, g2 = torch.Generator().manual_seed(n), torch.Generator().manual_seed(n)
+        assert batch_order(patches[:n], cfg, g1) == before_the_setting(patches[:n], cfg, g2)
+        assert torch.equal(g1.get_state(), g2.get_state())
     off = TrainConfig(kind="tumor", in_channels=2, out_channels=4, class_names=("a", "b", "c", "d"), batch_size=8)
     assert batch_order(patches, off, torch.Generator().manual_seed(0)) == [  # 0: every patch once, shuffled
         torch.randperm(200, generator=torch.Generator().manual_seed(0)).tolist()[i:i + 8] for i in range(0, 200, 8)]
@@ -478,6 +497,22 @@ def test_lesion_oversampling_by_class_draws_a_rare_class_as_often_as_a_common_on
     repo = Path(__file__).resolve().parents[1]
     assert load_config(repo / "config/paper.yaml")["training"]["tumor"]["lesion_oversampling"] == 0
     cfg = load_config(None, {"training": {"tumor": {"lesion_oversampling": 0.33}}})["training"]
-    assert _config("tumor", cfg["tumor"], cfg).lesion_oversampling_by == "class"
+    assert _config("tumor", cfg["tumor"], cfg).lesion_oversampling_by == "lesion"  # the draws of earlier versions
     with pytest.raises(ValueError, match="lesion_oversampling_by"):
         load_config(None, {"training": {"tumor": {"lesion_oversampling_by": "voxel"}}})
+
+
+def test_checkpoint_fingerprint_knows_how_oversampling_draws_and_keeps_earlier_checkpoints():
+    """A checkpoint trained with class draws is not resumed by a lesion-draw run; lesion draws (what
+    checkpoints before the setting used) and no oversampling keep the fingerprint they had."""
+    from dataclasses import replace
+
+    from imsct.training.loop import TrainConfig, _fingerprint
+
+    data = [(np.ones((2, 4, 4, 4), np.float32), np.zeros((4, 4, 4, 4), np.uint8))]
+    cfg = TrainConfig(kind="tumor", in_channels=2, out_channels=4, class_names=("a", "b", "c", "d"),
+                      lesion_oversampling=0.33)
+    prints = {by: _fingerprint(replace(cfg, lesion_oversampling_by=by), data, data) for by in ("lesion", "class")}
+    assert prints["lesion"] != prints["class"]
+    off = replace(cfg, lesion_oversampling=0.0)
+    assert _fingerprint(replace(off, lesion_oversampling_by="class"), data, data) == _fingerprint(off, data, data)

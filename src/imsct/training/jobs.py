@@ -61,7 +61,7 @@ def _config(kind: str, section: dict, common: dict) -> TrainConfig:
         threads=common["threads"], device=common["device"], augment=dict(common["augment"]),
         max_epoch_seconds=common.get("max_epoch_seconds"), spacing_xyz=_spacing_xyz(spacing),
         lesion_oversampling=float(section.get("lesion_oversampling", 0.0)),
-        lesion_oversampling_by=section.get("lesion_oversampling_by", "class"),
+        lesion_oversampling_by=section.get("lesion_oversampling_by", "lesion"),
         modality_dropout=float(section.get("modality_dropout", 0.0)),
         loss=section.get("loss", "dice"),
     )

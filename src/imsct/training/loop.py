@@ -48,10 +48,10 @@ class TrainConfig:
     augment: dict = field(default_factory=lambda: {"rotation_deg": 5.0, "scale": 0.10, "translation": 0.03})
     spacing_xyz: tuple = (2.0, 1.0, 1.0)  # working grid (mm, array order), for augmentation in mm
     # nnU-Net-style: this fraction of each batch is drawn among patches holding target voxels (0 = the
-    # paper: every patch once per epoch, in random order); by "class" (nnU-Net: an output class first,
-    # uniformly, then a patch holding it) or by "lesion" (any patch holding any target voxel)
+    # paper: every patch once per epoch, in random order); by "lesion" (any patch holding any target
+    # voxel) or by "class" (nnU-Net: an output class first, uniformly, then a patch holding it)
     lesion_oversampling: float = 0.0
-    lesion_oversampling_by: str = "class"
+    lesion_oversampling_by: str = "lesion"
     # not in the paper (4.5.2): probability that a training sample's T1w channel is zeroed (0 = the paper)
     modality_dropout: float = 0.0
     # not in the paper (dice there): dice_bce adds binary cross-entropy (see imsct.training.losses)
@@ -263,6 +263,8 @@ def _fingerprint(cfg: TrainConfig, train_samples, val_samples) -> str:
     for key, default in (("modality_dropout", 0.0), ("loss", "dice")):  # added later: at their defaults
         if settings[key] == default:  # earlier checkpoints still resume
             del settings[key]
+    if settings["lesion_oversampling_by"] == "lesion" or not settings["lesion_oversampling"]:
+        del settings["lesion_oversampling_by"]  # added later: earlier checkpoints drew by lesion
     settings["augment"] = {k: v for k, v in settings["augment"].items() if not (k in INTENSITY_AUGMENT and not v)}
     settings["data_layout"] = "crops/3"  # a fresh crop affine per window (checkpoints of patch-level training differ)
     h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
