@@ -408,7 +408,7 @@ def bench_dry_run(tmp: Path) -> list[tuple]:
     runs = {
         "snakemake -n -q --configfile config/paper.yaml": ["-n", "-q", "--configfile", "config/paper.yaml", *cfg],
         "snakemake -n --profile profiles/slurm (paper DAG)": ["-n", "--profile", "profiles/slurm", *cfg],
-        "snakemake -n -q (demo, 20 subjects)": ["-n", "-q", "--cores", "2", *cfg],
+        "snakemake -n -q (demo, config/config.yaml)": ["-n", "-q", "--cores", "2", *cfg],
     }
     rows = []
     for name, args in runs.items():
