@@ -73,6 +73,23 @@ def test_dry_run_default(tmp_path):
     assert counts["evaluate"] == 3 and counts["aggregate"] == counts["report"] == 1
 
 
+def test_dry_run_apply_on_the_synthetic_cohort_from_scratch(tmp_path):
+    """`snakemake apply` without a bids_dir segments the run's own phantoms with its own models: from an
+    empty results folder the DAG builds (the phantoms' disc labels come from the phantom jobs), and the
+    apply jobs reuse preprocessing's registrations instead of registering every subject again."""
+    demo = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    r = snakemake("-n", "--cores", "2", "--config", *tmp_config(tmp_path), "--", "apply")
+    assert r.returncode == 0, r.stderr + r.stdout[-3000:]
+    counts = job_counts(r.stdout)
+    batch = demo.get("batching", {}).get("infer", 32)
+    assert batched(counts, "apply") == -(-demo["synthetic"]["subjects"] // batch)
+    assert counts["apply_volumetry"] == counts["apply_report"] == 1
+    # the training cohort is registered once, by preprocessing, which every apply job waits for
+    assert batched(counts, "preprocess") == -(-demo["synthetic"]["subjects"] // demo["batching"]["preprocess"])
+    inputs = re.search(r"rule apply_b000:\n\s+input: (.*)\n", r.stdout).group(1)
+    assert "/batches/preprocess/b000.json" in inputs and "/batches/phantom/b000.json" in inputs
+
+
 def test_dry_run_paper_scale_with_the_slurm_profile(tmp_path):
     """`snakemake -n --profile profiles/slurm`: the paper's DAG (343 subjects, 12 splits), training jobs
     on the GPU partition with one GPU each, the rest on CPU partitions."""

@@ -1,8 +1,9 @@
 # `snakemake apply`: trained models on a new cohort (bids_dir) without labels. In batches of scans
 # (batching.infer), each scan with a T2w is registered where it has a T1w (training's registration;
-# an unreadable scan is recorded as skipped, not a failure) and segmented with the ensemble of the
-# `models` (on the T2w alone where there is no T1w) into BIDS derivatives; then measured (volumes.tsv,
-# followup.tsv with growth plots) and shown (report.html). Outputs under <results>/apply/.
+# the synthetic cohort's, made by preprocessing, is reused; an unreadable scan is recorded as
+# skipped, not a failure) and segmented with the ensemble of the `models` (on the T2w alone where
+# there is no T1w) into BIDS derivatives; then measured (volumes.tsv, followup.tsv with growth plots)
+# and shown (report.html). Outputs under <results>/apply/.
 
 for batch, scans in APPLY_BATCHES.items():
 
@@ -14,7 +15,7 @@ for batch, scans in APPLY_BATCHES.items():
         output:
             # first: Snakemake finds a job's producer by trying its outputs in order
             manifest=L.batch_manifest("apply", batch),
-            anat=[directory(L.apply_anat(s)) for s in scans],
+            # the masks' folders are not declared: a skipped scan leaves none (not an empty one)
             records=[L.apply_record(s) for s in scans],
         log:
             [L.log(f"apply/sub-{APPLY_SCANS[s]}") for s in scans],
@@ -47,7 +48,7 @@ rule apply_description:
 rule apply_volumetry:
     input:
         batches=[L.batch_manifest("apply", b) for b in APPLY_BATCHES],
-        discs=[p for p in apply_discs().values() if p],
+        discs=apply_disc_inputs(),
         sessions=apply_sessions(),
     output:
         volumes=L.apply("volumes.tsv"),

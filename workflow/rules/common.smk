@@ -427,7 +427,7 @@ def apply_batch_inputs(scans):
     and the models."""
     keys = [APPLY_SCANS[s] for s in scans]
     files = (
-        batch_manifests("phantom", keys)
+        batch_manifests("phantom", keys) + batch_manifests("preprocess", keys)
         if SYNTHETIC
         else [p for k in keys for p in registration_inputs(apply_inputs(k)).values()]
     )
@@ -435,14 +435,18 @@ def apply_batch_inputs(scans):
 
 
 def apply_scan(scan):
-    """One scan's apply job: inputs (registration_inputs keys) and what it writes."""
+    """One scan's apply job: inputs (registration_inputs keys) and what it writes. The synthetic
+    cohort is the training cohort, registered once by preprocessing with the same registration: its
+    registered T1w is reused (``registered``), not computed a second time."""
     key = APPLY_SCANS[scan]
+    reg = L if SYNTHETIC else LA
     return {
         "key": key,
         "inputs": registration_inputs(apply_inputs(key)),
-        "t1w": LA.registered_t1w(key),
-        "transform": LA.transform(key),
-        "qc": LA.registration_qc(key),
+        "registered": SYNTHETIC,
+        "t1w": reg.registered_t1w(key),
+        "transform": reg.transform(key),
+        "qc": reg.registration_qc(key),
         "anat": L.apply_anat(scan),
         "record": L.apply_record(scan),
     }
@@ -451,6 +455,14 @@ def apply_scan(scan):
 def apply_discs():
     """Scan key -> its disc labels on the T2w grid (None without)."""
     return {k: apply_inputs(k).get("discs") for k in APPLY_ROWS}
+
+
+def apply_disc_inputs():
+    """What volumetry reads for the vertebral levels: the disc label files (the synthetic cohort's
+    are made by the phantom jobs, so their manifests stand for them)."""
+    if SYNTHETIC:
+        return batch_manifests("phantom", list(APPLY_ROWS))
+    return [p for p in apply_discs().values() if p]
 
 
 def apply_sessions():

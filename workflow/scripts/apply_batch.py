@@ -16,7 +16,10 @@ def step(scan):
 
     def run(log):
         inp, t1w = s["inputs"], None
-        if "t1w" in inp:  # registered onto the T2w; an unreadable scan is recorded as skipped
+        if "t1w" in inp and s["registered"]:  # the training cohort: preprocessing registered it
+            t1w = s["t1w"]
+            log.info("registration: preprocessing's (%s)", t1w)
+        elif "t1w" in inp:  # registered onto the T2w; an unreadable scan is recorded as skipped
             res = register_or_skip(inp["t2w"], inp["t1w"], s["t1w"], inp.get("fixed_discs"), inp.get("moving_discs"),
                                    s["transform"], s["qc"], params, skip_unreadable=True)
             t1w = s["t1w"]

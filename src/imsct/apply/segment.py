@@ -38,7 +38,6 @@ def segment_scan(predictor, key: str, t2w: str, t1w: str | None, registration_qc
     from ..inference.predictor import SegmentOptions, write_segmentation
 
     base = base or f"sub-{key}"
-    Path(anat_dir).mkdir(parents=True, exist_ok=True)
     subject, _, session = key.partition("_ses-")
     record = {"key": key, "participant_id": f"sub-{subject}", "session_id": f"ses-{session}" if session else None,
               "t2w": str(t2w), "t1w": t1w, "status": "ok", "masks": {}, "probabilities": {},
@@ -56,6 +55,7 @@ def segment_scan(predictor, key: str, t2w: str, t1w: str | None, registration_qc
         record.update(status=f"skipped: {reason}")
         write_json(record, record_path)
         return record
+    Path(anat_dir).mkdir(parents=True, exist_ok=True)  # only for a scan segmented: none for a skipped one
     paths = write_segmentation(seg, t2w, anat_dir, base=base)
     record["masks"] = {k: str(p) for k, p in paths.items()}
     if probabilities:
