@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """Inference options measured on a finished demo run: each split's models re-run on that split's
 test subjects with other ``SegmentOptions`` (mirror test-time augmentation, Gaussian blending of the
-windows), Dice per class on the T2w's own grid, mean over a split's subjects then over splits (as
+windows, another binarisation threshold: ``thr0.3`` thresholds every output at 0.3), Dice per class
+on the T2w's own grid, mean over a split's subjects then over splits (as
 ``results/evaluation/summary.md``; the ``base`` row reproduces its Table 4 Dice).
 
-    python benchmarks/inference_options.py [--results results] [--variants base,tta,gauss,tta+gauss]
+    python benchmarks/inference_options.py [--results results] [--variants base,tta,gauss,tta+gauss,thr0.3]
         [--out FILE.tsv]
 
 Inputs come from the run's own tables (``cohort/cohort.tsv``: the T2w and label paths, ``splits/``)
@@ -21,10 +22,24 @@ VARIANTS = {"base": {}, "tta": {"tta": True}, "gauss": {"blend": "gaussian"},
             "tta+gauss": {"tta": True, "blend": "gaussian"}}
 
 
+def variant_options(name: str) -> dict:
+    """``SegmentOptions`` keywords of a variant: one of VARIANTS, or ``thr<t>`` (every sigmoid output
+    binarised at t instead of the model folder's threshold)."""
+    if name in VARIANTS:
+        return VARIANTS[name]
+    if name.startswith("thr"):
+        t = float(name[3:])
+        if not 0 < t < 1:
+            raise SystemExit(f"variant {name}: the threshold must lie in (0, 1)")
+        return {"threshold": t}
+    raise SystemExit(f"variant {name!r}: not one of {', '.join(VARIANTS)} or thr<t>")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--results", default="results", help="the workflow's results folder (splits, models, preprocess)")
-    p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help=f"comma-separated, of {', '.join(VARIANTS)} or thr<t> (e.g. thr0.3)")
     p.add_argument("--out", help="per-subject rows (TSV)")
     args = p.parse_args(argv)
 
@@ -43,7 +58,7 @@ def main(argv=None) -> int:
     layout = Layout(args.results)
     cohort = pd.read_csv(layout.cohort(), sep="\t", dtype=str, keep_default_na=False)
     scans = {scan_key(r.subject, None if r.session == "n/a" else r.session): r for r in cohort.itertuples()}
-    variants = {v: SegmentOptions(cascade=True, register=False, **VARIANTS[v]) for v in args.variants.split(",")}
+    variants = {v: SegmentOptions(cascade=True, register=False, **variant_options(v)) for v in args.variants.split(",")}
     rows = []
     for split_file in sorted(Path(layout.results, "splits").glob("split-*.tsv")):
         split = split_file.stem.split("-")[1]
