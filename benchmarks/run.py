@@ -130,44 +130,63 @@ def bench_registration(tmp: Path, quick: bool) -> list[tuple]:
     return rows
 
 
-def bench_training(quick: bool, device: str = "cpu") -> list[tuple]:
-    """Training throughput (forward + backward + Adam step, augmentation included), on this CPU or a
-    GPU (bfloat16 autocast there, as the training loop does)."""
-    import torch
+def _random_crop(rng, in_channels: int, out_channels: int, size, windows):
+    """A training crop of noise with a lesion block in its middle third (every class)."""
+    import numpy as np
 
-    from imsct.models.unet3d import ModifiedUNet3D
-    from imsct.training.augment import augment
-    from imsct.training.losses import dice_loss
+    from imsct.training.data import Crop
 
-    torch.set_num_threads(2)
-    cases = [("cord, demo (4 filters, 3 downsamplings, 128x80x16)", 1, 1, 4, 3, (16, 80, 128), 2),
-             ("tumor, demo (8 filters, 3 downsamplings, 64x32x16)", 2, 4, 8, 3, (16, 32, 64), 8)]
-    if not quick:
-        cases += [("cord, paper (8 filters, 4 downsamplings, 512x256x32)", 1, 1, 8, 4, (32, 256, 512), 1),
-                  ("tumor, paper (16 filters, 4 downsamplings, 128x128x32), batch 2", 2, 4, 16, 4, (32, 128, 128), 2)]
+    y = np.zeros((out_channels, *size), np.uint8)
+    y[(slice(None), *(slice(n // 3, n - n // 3) for n in size))] = 1
+    return Crop(rng.standard_normal((in_channels, *size)).astype(np.float16), y, windows)
+
+
+def bench_training(quick: bool, device: str = "cpu", epochs: int = 2) -> list[tuple]:
+    """Training seconds per epoch through the training loop itself (:func:`imsct.training.loop.train`:
+    augmentation on the device, lesion oversampling, the configured loss, bf16 autocast on a GPU,
+    validation and the per-epoch checkpoint), with the models and recipes of ``config/config.yaml``
+    (demo) and ``config/paper.yaml``, on random crops of the sizes those models see: the cord model's
+    single patch, and tumor crops two patches long superior-inferior (a few windows each, as on
+    full-size phantoms). The last epoch's figures are reported (the first warms up)."""
+    import numpy as np
+    import pandas as pd
+
+    from imsct.config import load_config
+    from imsct.crops import paper_to_array, sliding_patches
+    from imsct.training.jobs import _config
+    from imsct.training.loop import train
+
+    configs = [("demo", REPO / "config/config.yaml")] + ([] if quick else [("paper", REPO / "config/paper.yaml")])
+    rng = np.random.default_rng(0)
     rows = []
-    gen = torch.Generator().manual_seed(0)
-    dev = torch.device(device)
-    where = "CPU, 2 threads" if device == "cpu" else torch.cuda.get_device_name(dev) + ", bf16 autocast"
-    for name, cin, cout, bf, depth, shape, batch in cases:
-        model = ModifiedUNet3D(cin, cout, bf, depth).to(dev)
-        opt = torch.optim.Adam(model.parameters())
-        x, y = torch.randn(batch, cin, *shape), (torch.rand(batch, cout, *shape) > 0.5).float()
-        times = []
-        for _ in range(3 if device == "cpu" else 10):
-            t0 = time.perf_counter()
-            xa, ya = augment(x.to(dev), y.to(dev), gen)  # on the device, as the training loop does
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-                loss = dice_loss(model(xa), ya)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - t0)
-        step = min(times[1:])
-        rows.append((f"training step, {name}", f"{batch / step:.2f} samples/s", "-",
-                     f"{step:.3f} s per batch of {batch} ({where})"))
+    for label, path in configs:
+        cfg = load_config(path)
+        common = {**cfg["training"], "threads": 2, "device": device, "seed": 0,
+                  "spacing_mm": cfg["preprocess"]["spacing_mm"], "max_epochs": epochs}
+        for kind in ("cord", "tumor"):
+            section = {**cfg["training"][kind], "max_epochs": epochs}
+            tc = _config(kind, section, common)
+            patch = paper_to_array(section["patch"])
+            if kind == "cord":
+                size, windows = patch, [tuple(slice(0, n) for n in patch)]
+                n_train = 2 if label == "paper" and device == "cpu" else 8
+            else:
+                stride = paper_to_array(section["stride"])
+                size = (patch[0], patch[1], 2 * patch[2])  # array order rl, ap, si
+                windows = sliding_patches(size, patch, stride)
+                n_train = 4 if label == "paper" and device == "cpu" else 16
+
+            crops = [_random_crop(rng, tc.in_channels, tc.out_channels, size, windows) for _ in range(n_train + 1)]
+            with tempfile.TemporaryDirectory() as out:
+                summary = train(tc, crops[:-1], crops[-1:], out)
+                last = pd.read_csv(Path(out) / "log.tsv", sep="\t").iloc[-1]
+            where = f"{summary['device']}, {'bf16 autocast' if summary['device'].startswith('cuda') else '2 threads'}"
+            samples = n_train * len(windows)
+            rows.append((f"training epoch, {kind} model, {label} ({tc.base_filters} filters, {tc.downsamplings} "
+                         f"downsamplings, patch {'x'.join(map(str, section['patch']))}, batch {tc.batch_size})",
+                         f"{last['train_samples_per_s']:.2f} samples/s", "-",
+                         f"{last['train_seconds']:.1f} s for {samples} samples ({where}); epoch with validation "
+                         f"{last['seconds']:.1f} s; {summary['parameters']:,} parameters"))
     return rows
 
 
@@ -434,7 +453,8 @@ def main() -> None:
     ap.add_argument("--segment-only", action="store_true", help="only `imsct segment` from the shell (real pair, "
                     "full-size phantom; paper-size models)")
     ap.add_argument("--pybids", action="store_true", help="also time pybids on the 1,000-subject dataset")
-    ap.add_argument("--training-only", metavar="DEVICE", help="only the training-step rows, on DEVICE (cpu|cuda)")
+    ap.add_argument("--training-only", metavar="DEVICE", help="only the training rows, on DEVICE (cpu|cuda); "
+                    "with --quick the demo models alone")
     ap.add_argument("--phantom-volumes", nargs="?", const="", metavar="BIDS_DIR",
                     help="only the phantom volumes vs Table 2 (from a written cohort's masks if BIDS_DIR is given)")
     args = ap.parse_args()
@@ -445,7 +465,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as d:
             return print_table(bench_segment_cli(Path(d)))
     if args.training_only:
-        return print_table(bench_training(False, args.training_only))
+        return print_table(bench_training(args.quick, args.training_only))
     if args.phantom_volumes is not None:
         return Console(width=200).print(phantom_volume_table(args.phantom_volumes or None))
     rows = []
