@@ -147,7 +147,8 @@ def bench_training(quick: bool, device: str = "cpu", epochs: int = 2) -> list[tu
     validation and the per-epoch checkpoint), with the models and recipes of ``config/config.yaml``
     (demo) and ``config/paper.yaml``, on random crops of the sizes those models see: the cord model's
     single patch, and tumor crops two patches long superior-inferior (a few windows each, as on
-    full-size phantoms). The last epoch's figures are reported (the first warms up)."""
+    full-size phantoms), in both tensor layouts (``training.memory_format``). The last epoch's figures
+    are reported (the first warms up)."""
     import numpy as np
     import pandas as pd
 
@@ -163,9 +164,9 @@ def bench_training(quick: bool, device: str = "cpu", epochs: int = 2) -> list[tu
         cfg = load_config(path)
         common = {**cfg["training"], "threads": 2, "device": device, "seed": 0,
                   "spacing_mm": cfg["preprocess"]["spacing_mm"], "max_epochs": epochs}
-        for kind in ("cord", "tumor"):
+        for kind, layout in [(k, f) for k in ("cord", "tumor") for f in ("contiguous", "channels_last")]:
             section = {**cfg["training"][kind], "max_epochs": epochs}
-            tc = _config(kind, section, common)
+            tc = _config(kind, section, {**common, "memory_format": layout})
             patch = paper_to_array(section["patch"])
             if kind == "cord":
                 size, windows = patch, [tuple(slice(0, n) for n in patch)]
@@ -181,6 +182,7 @@ def bench_training(quick: bool, device: str = "cpu", epochs: int = 2) -> list[tu
                 summary = train(tc, crops[:-1], crops[-1:], out)
                 last = pd.read_csv(Path(out) / "log.tsv", sep="\t").iloc[-1]
             where = f"{summary['device']}, {'bf16 autocast' if summary['device'].startswith('cuda') else '2 threads'}"
+            where += f", {layout}"
             samples = n_train * len(windows)
             rows.append((f"training epoch, {kind} model, {label} ({tc.base_filters} filters, {tc.downsamplings} "
                          f"downsamplings, patch {'x'.join(map(str, section['patch']))}, batch {tc.batch_size})",

@@ -176,7 +176,7 @@ def cmd_train(args) -> int:
     training = full["training"]
     summary = run_training(args.model, index, sets["train"], sets["val"], args.out, training, spacing,
                            threads=training["threads"], device=args.device or training["device"],
-                           cord_model=args.cord_model)
+                           cord_model=args.cord_model, memory_format=training["memory_format"])
     print(f"{args.model} model: best epoch {summary['best_epoch']}, "
           f"validation loss {summary['best_val_loss']:.4f} -> {args.out}")
     return 0

@@ -90,7 +90,7 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
 
 # What decides where and how fast a job runs, or which splits train the baseline, not what a model
 # learns: the workflow leaves these out of the rules' params so editing them reruns nothing.
-SCHEDULING_KEYS = ("threads", "device", "resources")
+SCHEDULING_KEYS = ("threads", "device", "memory_format", "resources")
 
 
 def training_recipe(training: dict, kind: str | None = None) -> dict:

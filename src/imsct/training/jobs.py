@@ -22,12 +22,13 @@ log = logging.getLogger(__name__)
 
 
 def run_training(kind: str, split: int | str, train_paths: dict, val_paths: dict, out_dir, recipe: dict,
-                 spacing_mm, threads: int = 1, device: str = "auto", cord_model: str | None = None) -> dict:
+                 spacing_mm, threads: int = 1, device: str = "auto", cord_model: str | None = None,
+                 memory_format: str = "auto") -> dict:
     """One training job as the workflow and ``imsct train`` run it: ``kind`` cord, tumor or single
     (the single-step baseline); the seed is offset by the split index so splits differ."""
     cfg = training_recipe(recipe)
     cfg.update(seed=int(cfg.get("seed", 0)) + int(split), threads=int(threads), device=device,
-               spacing_mm=list(spacing_mm))
+               memory_format=memory_format, spacing_mm=list(spacing_mm))
     if kind == "cord":
         return train_cord_model(train_paths, val_paths, out_dir, cfg)
     if kind == "single":
@@ -58,7 +59,8 @@ def _config(kind: str, section: dict, common: dict) -> TrainConfig:
         # each published model had its own configuration file; a section may set its own epochs
         max_epochs=section.get("max_epochs") or common["max_epochs"],
         patience=section.get("patience") or common["patience"], min_delta=common["min_delta"], seed=common["seed"],
-        threads=common["threads"], device=common["device"], augment=dict(common["augment"]),
+        threads=common["threads"], device=common["device"], memory_format=common.get("memory_format", "auto"),
+        augment=dict(common["augment"]),
         max_epoch_seconds=common.get("max_epoch_seconds"), spacing_xyz=_spacing_xyz(spacing),
         lesion_oversampling=float(section.get("lesion_oversampling", 0.0)),
         lesion_oversampling_by=section.get("lesion_oversampling_by", "lesion"),

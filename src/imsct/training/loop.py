@@ -44,6 +44,8 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     device: str = "auto"  # auto | cpu | cuda
+    # auto | channels_last | contiguous (see memory_format); the same computation, not part of the recipe
+    memory_format: str = "auto"
     # spatial (the paper) and, not in the paper, intensity (contrast, brightness; 0 = off) augmentation
     augment: dict = field(default_factory=lambda: {"rotation_deg": 5.0, "scale": 0.10, "translation": 0.03})
     spacing_xyz: tuple = (2.0, 1.0, 1.0)  # working grid (mm, array order), for augmentation in mm
@@ -68,6 +70,17 @@ def pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' requested but CUDA is not available")
     return torch.device(name)
+
+
+def memory_format(cfg: TrainConfig, device: torch.device) -> torch.memory_format:
+    """The training tensors' layout. ``auto``: channels-last on CPU, where oneDNN's 3-D convolutions
+    (their backward above all, four times the forward in the default layout) run about a quarter
+    faster in it (demo tumor model, 2 threads: 1.59 -> 1.21 s a batch; ``benchmarks/run.py
+    --training-only cpu``); contiguous on CUDA, where it is not measured."""
+    if cfg.memory_format not in ("auto", "channels_last", "contiguous"):
+        raise ValueError(f"memory_format {cfg.memory_format!r} (auto, channels_last or contiguous)")
+    last = cfg.memory_format == "channels_last" or (cfg.memory_format == "auto" and device.type == "cpu")
+    return torch.channels_last_3d if last else torch.contiguous_format
 
 
 def build_model(cfg: TrainConfig) -> ModifiedUNet3D:
@@ -125,14 +138,14 @@ def batch_order(patches, cfg: TrainConfig, gen: torch.Generator) -> list[list[in
     return batches
 
 
-def _evaluate(model, samples, cfg, device, amp):
+def _evaluate(model, samples, cfg, device, amp, layout=torch.contiguous_format):
     model.eval()
     criterion = loss_function(cfg.loss)
     losses, inter, denom = [], None, None
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         for start in range(0, len(samples), cfg.batch_size):
             x, y = _stack(samples, range(start, min(start + cfg.batch_size, len(samples))))
-            x, y = x.to(device), y.to(device)
+            x, y = x.to(device).contiguous(memory_format=layout), y.to(device)
             p = model(x).float()
             losses.append(float(criterion(p, y)) * len(x))
             dims = (0, 2, 3, 4)
@@ -167,7 +180,8 @@ def train(cfg: TrainConfig, train_crops: list, val_crops: list, out_dir) -> dict
     amp = device.type == "cuda"
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    model = build_model(cfg).to(device)
+    layout = memory_format(cfg, device)
+    model = build_model(cfg).to(device, memory_format=layout)
     criterion = loss_function(cfg.loss)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.max_epochs)
@@ -202,7 +216,7 @@ def train(cfg: TrainConfig, train_crops: list, val_crops: list, out_dir) -> dict
         patches = epoch_patches(train_crops, cfg, gen, device)
         total, seen = 0.0, 0
         for idx in batch_order(patches, cfg, gen):
-            x = torch.stack([patches[i][0] for i in idx])
+            x = torch.stack([patches[i][0] for i in idx]).contiguous(memory_format=layout)
             y = torch.stack([patches[i][1] for i in idx])
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 loss = criterion(model(x), y)
@@ -215,7 +229,7 @@ def train(cfg: TrainConfig, train_crops: list, val_crops: list, out_dir) -> dict
                 break
         sched.step()
         train_s = time.perf_counter() - t0
-        val_loss, val_dice = _evaluate(model, val_samples, cfg, device, amp)
+        val_loss, val_dice = _evaluate(model, val_samples, cfg, device, amp, layout)
         row = {"epoch": epoch, "train_loss": total / seen, "val_loss": val_loss,
                **{f"val_dice_{c}": float(d) for c, d in zip(cfg.class_names, val_dice)},
                "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0,
@@ -259,7 +273,8 @@ def _fingerprint(cfg: TrainConfig, train_samples, val_samples) -> str:
     import hashlib
     import json
 
-    settings = {k: v for k, v in _plain(cfg).items() if k not in ("threads", "device", "max_epoch_seconds")}
+    settings = {k: v for k, v in _plain(cfg).items()
+                if k not in ("threads", "device", "memory_format", "max_epoch_seconds")}
     for key, default in (("modality_dropout", 0.0), ("loss", "dice")):  # added later: at their defaults
         if settings[key] == default:  # earlier checkpoints still resume
             del settings[key]
