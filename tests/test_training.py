@@ -260,6 +260,30 @@ def test_same_seed_same_first_losses(preprocessed_small, tmp_path):
     assert a["val_loss"].tolist() == b["val_loss"].tolist()
 
 
+def test_tensor_layout_is_a_speed_setting_the_same_computation(preprocessed_small, tmp_path):
+    """``memory_format``: channels-last on CPU under ``auto``; the contiguous layout computes the same
+    first epoch up to floating-point summation order, and the layout is not part of the fingerprint."""
+    import torch
+
+    from imsct.training.jobs import train_cord_model
+    from imsct.training.loop import TrainConfig, memory_format
+
+    cfg = TrainConfig(kind="cord", in_channels=1, out_channels=1, class_names=("cord",))
+    assert memory_format(cfg, torch.device("cpu")) == torch.channels_last_3d
+    assert memory_format(cfg, torch.device("cuda")) == torch.contiguous_format
+    with pytest.raises(ValueError, match="memory_format"):
+        memory_format(TrainConfig(kind="cord", in_channels=1, out_channels=1, class_names=("cord",),
+                                  memory_format="nhwc"), torch.device("cpu"))
+    train, val = split_sets(preprocessed_small)
+    logs = {}
+    for layout in ("channels_last", "contiguous"):
+        train_cord_model(train, val, tmp_path / layout, {**TINY, "max_epochs": 1, "memory_format": layout})
+        logs[layout] = pd.read_csv(tmp_path / layout / "log.tsv", sep="\t").iloc[0]
+        assert json.loads((tmp_path / layout / "summary.json").read_text())["config"]["memory_format"] == layout
+    for col in ("train_loss", "val_loss"):
+        assert logs["channels_last"][col] == pytest.approx(logs["contiguous"][col], rel=1e-4)
+
+
 RUNNER = """
 import json, sys
 from imsct.training.jobs import train_cord_model
