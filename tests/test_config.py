@@ -117,7 +117,7 @@ def test_training_recipe_holds_what_each_model_depends_on():
 
     training = load_config(overrides={"training": {"single_step": {"splits": [0], "max_epochs": 3}}})["training"]
     full = training_recipe(training)
-    assert not {"threads", "device", "resources"} & set(full)
+    assert "memory_format" in training and not {"threads", "device", "memory_format", "resources"} & set(full)
     assert full["single_step"] == {"max_epochs": 3}  # which splits train it is scheduling
     assert "single_step" not in training_recipe(training, "tumor") and "tumor" in training_recipe(training, "tumor")
     cord = training_recipe(training, "cord")

@@ -336,9 +336,10 @@ def test_training_rules_run_end_to_end(tiny_workflow_run, tmp_path):
     r = snakemake("--cores", "1", *TINY_WORKFLOW_4, *run_cfg, "--report", str(tmp_path / "report.zip"))
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "report.zip").stat().st_size > 10000
-    # a scheduling-only edit (threads, device, resources) reruns nothing; a recipe edit reruns training
+    # a scheduling-only edit (threads, device, tensor layout, resources) reruns nothing; a recipe edit does
     sched = tmp_path / "scheduling.yaml"
-    sched.write_text("training: {threads: 2, device: cpu, resources: {gpu: 1, mem_mb: 9000, runtime: 5}}\n")
+    sched.write_text("training: {threads: 2, device: cpu, memory_format: contiguous,\n"
+                     "           resources: {gpu: 1, mem_mb: 9000, runtime: 5}}\n")
     r = snakemake("-n", "--cores", "1", *TINY_WORKFLOW_4, str(sched), *run_cfg)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "Nothing to be done" in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]

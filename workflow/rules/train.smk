@@ -35,6 +35,9 @@ rule train_cord:
         L.log("train/split-{split}_cord"),
     benchmark:
         L.benchmark("train/split-{split}_cord")
+    # where cores are few, the short cord jobs first (each unlocks a tumor job), the single-step
+    # baseline last (nothing waits on it but the comparison): training lanes end together
+    priority: 2
     threads: config["training"]["threads"]
     resources:
         gpu=config["training"]["resources"]["gpu"],
@@ -67,6 +70,7 @@ rule train_tumor:
         L.log("train/split-{split}_tumor"),
     benchmark:
         L.benchmark("train/split-{split}_tumor")
+    priority: 1
     threads: config["training"]["threads"]
     resources:
         gpu=config["training"]["resources"]["gpu"],
