@@ -266,9 +266,12 @@ def test_tensor_layout_is_a_speed_setting_the_same_computation(preprocessed_smal
     import torch
 
     from imsct.training.jobs import train_cord_model
-    from imsct.training.loop import TrainConfig, memory_format
+    from imsct.training.loop import TrainConfig, _fingerprint, memory_format
 
     cfg = TrainConfig(kind="cord", in_channels=1, out_channels=1, class_names=("cord",))
+    samples = [(np.ones((1, 4, 4, 4), np.float32), np.zeros((1, 4, 4, 4), np.uint8))]
+    other = TrainConfig(kind="cord", in_channels=1, out_channels=1, class_names=("cord",), memory_format="contiguous")
+    assert _fingerprint(cfg, samples, samples) == _fingerprint(other, samples, samples)
     assert memory_format(cfg, torch.device("cpu")) == torch.channels_last_3d
     assert memory_format(cfg, torch.device("cuda")) == torch.contiguous_format
     with pytest.raises(ValueError, match="memory_format"):

@@ -219,8 +219,9 @@ def load_image(path: str | os.PathLike, ndim: int = 3) -> nib.Nifti1Image:
     if not path.exists():
         raise ImageError(f"{path}: file not found")
     try:
-        img = _nib().load(str(path))
-        if not isinstance(img, (_nib().Nifti1Image, _nib().Nifti2Image)):
+        nib = _nib()
+        img = nib.load(str(path))
+        if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
             raise ImageError(f"{path}: not a NIfTI image ({type(img).__name__})")
         data = np.asanyarray(img.dataobj)
     except ImageError:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..config import SCHEDULING_KEYS
 from ..io import atomic_path, write_json, write_tsv
 from ..models.unet3d import ModifiedUNet3D, count_parameters
 from ..viz import save_figure
@@ -273,8 +274,7 @@ def _fingerprint(cfg: TrainConfig, train_samples, val_samples) -> str:
     import hashlib
     import json
 
-    settings = {k: v for k, v in _plain(cfg).items()
-                if k not in ("threads", "device", "memory_format", "max_epoch_seconds")}
+    settings = {k: v for k, v in _plain(cfg).items() if k not in (*SCHEDULING_KEYS, "max_epoch_seconds")}
     for key, default in (("modality_dropout", 0.0), ("loss", "dice")):  # added later: at their defaults
         if settings[key] == default:  # earlier checkpoints still resume
             del settings[key]
