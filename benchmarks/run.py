@@ -143,11 +143,12 @@ def _random_crop(rng, in_channels: int, out_channels: int, size, windows):
 
 def bench_training(quick: bool, device: str = "cpu", epochs: int = 2) -> list[tuple]:
     """Training seconds per epoch through the training loop itself (:func:`imsct.training.loop.train`:
-    augmentation on the device, lesion oversampling, the configured loss, bf16 autocast on a GPU,
+    augmentation on the device, lesion oversampling, the configured loss,
     validation and the per-epoch checkpoint), with the models and recipes of ``config/config.yaml``
     (demo) and ``config/paper.yaml``, on random crops of the sizes those models see: the cord model's
     single patch, and tumor crops two patches long superior-inferior (a few windows each, as on
-    full-size phantoms), in both tensor layouts (``training.memory_format``). The last epoch's figures
+    full-size phantoms), in both tensor layouts (``training.memory_format``) and in fp32 and bf16 autocast
+    (``training.precision``; bf16 channels-last only on CPU). The last epoch's figures
     are reported (the first warms up)."""
     import numpy as np
     import pandas as pd
@@ -164,9 +165,12 @@ def bench_training(quick: bool, device: str = "cpu", epochs: int = 2) -> list[tu
         cfg = load_config(path)
         common = {**cfg["training"], "threads": 2, "device": device, "seed": 0,
                   "spacing_mm": cfg["preprocess"]["spacing_mm"], "max_epochs": epochs}
-        for kind, layout in [(k, f) for k in ("cord", "tumor") for f in ("contiguous", "channels_last")]:
+        variants = [("contiguous", "fp32"), ("channels_last", "fp32"), ("channels_last", "bf16")]
+        if device != "cpu":  # and the layout CUDA's auto picks, in bf16
+            variants.append(("contiguous", "bf16"))
+        for kind, (layout, precision) in [(k, v) for k in ("cord", "tumor") for v in variants]:
             section = {**cfg["training"][kind], "max_epochs": epochs}
-            tc = _config(kind, section, {**common, "memory_format": layout})
+            tc = _config(kind, section, {**common, "memory_format": layout, "precision": precision})
             patch = paper_to_array(section["patch"])
             if kind == "cord":
                 size, windows = patch, [tuple(slice(0, n) for n in patch)]
@@ -181,8 +185,8 @@ def bench_training(quick: bool, device: str = "cpu", epochs: int = 2) -> list[tu
             with tempfile.TemporaryDirectory() as out:
                 summary = train(tc, crops[:-1], crops[-1:], out)
                 last = pd.read_csv(Path(out) / "log.tsv", sep="\t").iloc[-1]
-            where = f"{summary['device']}, {'bf16 autocast' if summary['device'].startswith('cuda') else '2 threads'}"
-            where += f", {layout}"
+            where = f"{summary['device']}{'' if summary['device'].startswith('cuda') else ', 2 threads'}"
+            where += f", {layout}, {'bf16 autocast' if summary['precision'] == 'bf16' else 'fp32'}"
             samples = n_train * len(windows)
             rows.append((f"training epoch, {kind} model, {label} ({tc.base_filters} filters, {tc.downsamplings} "
                          f"downsamplings, patch {'x'.join(map(str, section['patch']))}, batch {tc.batch_size})",

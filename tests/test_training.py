@@ -287,6 +287,36 @@ def test_tensor_layout_is_a_speed_setting_the_same_computation(preprocessed_smal
         assert logs["channels_last"][col] == pytest.approx(logs["contiguous"][col], rel=1e-4)
 
 
+def test_precision_is_part_of_the_recipe_and_bf16_really_runs(preprocessed_small, tmp_path):
+    """``precision``: fp32 and bf16 as asked, ``auto`` bf16 only where the device has it natively; bf16
+    autocast changes the numbers (a little: same first epoch to a few percent) and the fingerprint, so
+    a checkpoint trained in one precision is not resumed in the other."""
+    import torch
+
+    from imsct.training.jobs import train_cord_model
+    from imsct.training.loop import TrainConfig, _fingerprint, autocast_bf16, native_bf16
+
+    def cfg(precision):
+        return TrainConfig(kind="cord", in_channels=1, out_channels=1, class_names=("cord",), precision=precision)
+
+    cpu = torch.device("cpu")
+    assert autocast_bf16(cfg("bf16"), cpu) and not autocast_bf16(cfg("fp32"), cpu)
+    assert autocast_bf16(cfg("auto"), cpu) == native_bf16(cpu)
+    with pytest.raises(ValueError, match="precision 'fp16'"):
+        autocast_bf16(cfg("fp16"), cpu)
+    samples = [(np.ones((1, 4, 4, 4), np.float32), np.zeros((1, 4, 4, 4), np.uint8))]
+    assert _fingerprint(cfg("bf16"), samples, samples, True) != _fingerprint(cfg("fp32"), samples, samples, False)
+    train, val = split_sets(preprocessed_small)
+    logs = {}
+    for precision in ("fp32", "bf16"):
+        train_cord_model(train, val, tmp_path / precision, {**TINY, "max_epochs": 1, "precision": precision})
+        logs[precision] = pd.read_csv(tmp_path / precision / "log.tsv", sep="\t").iloc[0]
+        assert json.loads((tmp_path / precision / "summary.json").read_text())["precision"] == precision
+    for col in ("train_loss", "val_loss"):
+        assert logs["bf16"][col] != logs["fp32"][col]
+        assert logs["bf16"][col] == pytest.approx(logs["fp32"][col], rel=0.05)
+
+
 RUNNER = """
 import json, sys
 from imsct.training.jobs import train_cord_model

@@ -60,6 +60,7 @@ def _config(kind: str, section: dict, common: dict) -> TrainConfig:
         max_epochs=section.get("max_epochs") or common["max_epochs"],
         patience=section.get("patience") or common["patience"], min_delta=common["min_delta"], seed=common["seed"],
         threads=common["threads"], device=common["device"], memory_format=common.get("memory_format", "auto"),
+        precision=common.get("precision", "auto"),
         augment=dict(common["augment"]),
         max_epoch_seconds=common.get("max_epoch_seconds"), spacing_xyz=_spacing_xyz(spacing),
         lesion_oversampling=float(section.get("lesion_oversampling", 0.0)),
