@@ -81,6 +81,49 @@ IVADOMED_TUMOR_PARAMETERS = 7_125_216
 IVADOMED_CORD_PARAMETERS = 1_781_192
 
 
+@pytest.mark.parametrize("kind, in_ch, out_ch, base, patch", [
+    ("cord", 1, 1, 4, (16, 80, 128)),   # the demo's networks (array order rl, ap, si): the bottom
+    ("tumor", 2, 4, 8, (16, 48, 64)),   # level is 2 voxels right-left
+])
+def test_bf16_weight_gradients_are_right(kind, in_ch, out_ch, base, patch):
+    """Under CPU bfloat16 autocast every convolution's weight gradient is what its inputs and output
+    gradient give, to bf16's precision. In torch 2.13 oneDNN's bf16 weight gradient of a 3x3x3
+    convolution whose input is 2 voxels deep is garbage (relative error about 1, at times inf): the
+    network's ``Conv3d`` runs those in fp32."""
+    import torch
+
+    from imsct.models.unet3d import Conv3d, ModifiedUNet3D
+
+    torch.manual_seed(0)
+    model = ModifiedUNet3D(in_ch, out_ch, base, 3, 0.3).eval().to(memory_format=torch.channels_last_3d)
+    calls = {}
+
+    def record(module, inputs, output):
+        entry = [inputs[0].detach().bfloat16().float(), None]
+        calls.setdefault(module, []).append(entry)
+        output.register_hook(lambda g: entry.__setitem__(1, g.detach().bfloat16().float()))
+
+    convs = [m for m in model.modules() if isinstance(m, Conv3d)]
+    for m in convs:
+        m.register_forward_hook(record)
+    x = torch.randn(2, in_ch, *patch).contiguous(memory_format=torch.channels_last_3d)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the demo's
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            p = model(x)
+        torch.nn.functional.binary_cross_entropy(p.float(), (torch.rand(p.shape) > 0.8).float()).backward()
+    finally:
+        torch.set_num_threads(threads)
+    assert any(c[0].shape[2] == 2 for m in convs for c in calls[m])  # the bug's case is in this network
+    errors = []
+    for m in convs:
+        ref = sum(torch.nn.grad.conv3d_weight(xi, m.weight.shape, gi, stride=m.stride, padding=m.padding)
+                  for xi, gi in calls[m])
+        errors.append(float((m.weight.grad - ref).norm() / ref.norm()))
+    assert max(errors) < 0.02, errors
+
+
 def test_unet_matches_ivadomed_published_topology():
     tumor = ModifiedUNet3D(2, 4, base_filters=16, downsamplings=4)
     cord = ModifiedUNet3D(1, 1, base_filters=8, downsamplings=4)
@@ -315,6 +358,27 @@ def test_precision_is_part_of_the_recipe_and_bf16_really_runs(preprocessed_small
     for col in ("train_loss", "val_loss"):
         assert logs["bf16"][col] != logs["fp32"][col]
         assert logs["bf16"][col] == pytest.approx(logs["fp32"][col], rel=0.05)
+
+
+def test_a_non_finite_loss_stops_training_with_a_clear_error(tmp_path):
+    """A loss that turns NaN (here a NaN input voxel) stops the job at once, naming the model, the
+    epoch and the precision, instead of writing 'best' checkpoints of NaN weights."""
+    from imsct.training.data import Crop
+    from imsct.training.loop import TrainConfig, train
+
+    rng = np.random.default_rng(0)
+    win = [(slice(0, 8), slice(0, 8), slice(0, 8))]
+    x, y = rng.standard_normal((1, 8, 8, 8)).astype(np.float16), (rng.random((1, 8, 8, 8)) > 0.5).astype(np.uint8)
+    good = Crop(x, y, win)
+    bad = Crop(good.x.copy(), good.y, win)
+    bad.x[0, 3, 3, 3] = np.nan
+    cfg = TrainConfig(kind="cord", in_channels=1, out_channels=1, class_names=("cord",), base_filters=2,
+                      downsamplings=2, max_epochs=2, threads=1, precision="fp32",
+                      augment={"rotation_deg": 0.0, "scale": 0.0, "translation": 0.0})
+    with pytest.raises(FloatingPointError, match=r"cord model: training loss is nan in epoch 0 \(fp32"):
+        train(cfg, [bad], [good], tmp_path / "nan")
+    assert not (tmp_path / "nan/best.pt").exists()
+    assert train(cfg, [good], [good], tmp_path / "ok")["epochs_run"] == 2
 
 
 RUNNER = """

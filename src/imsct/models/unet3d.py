@@ -31,12 +31,28 @@ def _norm_act(ch: int) -> list[nn.Module]:
     return [nn.InstanceNorm3d(ch), nn.LeakyReLU()]
 
 
+class Conv3d(nn.Conv3d):
+    """``nn.Conv3d`` (same weights, same state-dict keys) that, under CPU bfloat16 autocast, runs in
+    fp32 where the input's first spatial size is 2, as at the bottom of every U-Net here (right-left
+    patches of 2 x 2**downsamplings voxels). There oneDNN's bf16 weight gradient of a 3x3x3
+    convolution is wrong in torch 2.13 (relative error about 1, at times inf; forward and input
+    gradient are right): the demo's cord model diverged to NaN in its first epoch. Such a level is
+    the network's cheapest, so fp32 costs little there (``tests/test_training.py`` checks every
+    convolution's bf16 weight gradient)."""
+
+    def forward(self, x):
+        if torch.is_autocast_enabled("cpu") and x.device.type == "cpu" and x.shape[2] == 2:
+            with torch.autocast("cpu", enabled=False):
+                return super().forward(x.float())
+        return super().forward(x)
+
+
 def _conv3(cin: int, cout: int, stride: int = 1) -> nn.Conv3d:
-    return nn.Conv3d(cin, cout, 3, stride=stride, padding=1, bias=False)
+    return Conv3d(cin, cout, 3, stride=stride, padding=1, bias=False)
 
 
 def _conv1(cin: int, cout: int) -> nn.Conv3d:
-    return nn.Conv3d(cin, cout, 1, bias=False)
+    return Conv3d(cin, cout, 1, bias=False)
 
 
 def upsample2(x: torch.Tensor) -> torch.Tensor:

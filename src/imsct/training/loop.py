@@ -246,6 +246,11 @@ def train(cfg: TrainConfig, train_crops: list, val_crops: list, out_dir) -> dict
             y = torch.stack([patches[i][1] for i in idx])
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 loss = criterion(model(x), y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"{cfg.kind} model: training loss is {float(loss)} in epoch {epoch} "
+                    f"({'bf16 autocast' if amp else 'fp32'}, device {device}); nothing was learnt from here "
+                    f"on{' (try training.precision: fp32)' if amp else ''}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
