@@ -102,7 +102,7 @@ def native_bf16(device: torch.device) -> bool:
 def autocast_bf16(cfg: TrainConfig, device: torch.device) -> bool:
     """Train (forward, loss, validation) under bfloat16 autocast? ``auto``: where the device has it
     natively (:func:`native_bf16`): CUDA, and CPUs with AVX512-BF16/AMX, where the demo's tumor model
-    trains about 1.4x faster (``benchmarks/run.py --training-only cpu``). Not in the paper (ivadomed
+    trains about 1.7x faster (``benchmarks/run.py --training-only cpu``). Not in the paper (ivadomed
     trained in fp32: ``precision: fp32`` in ``paper.yaml``). Weights, optimiser and loss stay fp32."""
     if cfg.precision not in ("auto", "bf16", "fp32"):
         raise ValueError(f"precision {cfg.precision!r} (auto, bf16 or fp32)")
