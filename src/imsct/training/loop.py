@@ -248,7 +248,7 @@ def train(cfg: TrainConfig, train_crops: list, val_crops: list, out_dir) -> dict
                 loss = criterion(model(x), y)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
-                    f"{cfg.kind} model: training loss is {float(loss)} in epoch {epoch} "
+                    f"{cfg.kind} model: training loss is {loss.item()} in epoch {epoch} "
                     f"({'bf16 autocast' if amp else 'fp32'}, device {device}); nothing was learnt from here "
                     f"on{' (try training.precision: fp32)' if amp else ''}")
             opt.zero_grad(set_to_none=True)
