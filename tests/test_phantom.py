@@ -5,6 +5,7 @@ from __future__ import annotations
 import filecmp
 import json
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 
 import nibabel as nib
 import numpy as np
@@ -179,7 +180,8 @@ def test_bids_layout_and_qc(small_cohort):
         png = small_cohort / "derivatives" / "phantom" / "qc" / f"{sub}_qc.png"
         assert png.stat().st_size > 20_000
     part = (small_cohort / "participants.tsv").read_text().splitlines()
-    assert part[0].split("\t") == ["participant_id", "tumor_type", "sex", "age", "tumor_region", "tumor_grade"]
+    assert part[0].split("\t") == ["participant_id", "tumor_type", "sex", "age", "tumor_region", "tumor_grade",
+                                   "acquisition"]
     for row in part[1:]:
         f = row.split("\t")
         assert f[5] in (("low", "high") if f[1] == "astrocytoma" else ("n/a",)), row
@@ -281,3 +283,47 @@ def test_small_phantoms_show_normal_cord_above_and_below():
         assert max(d.t2w.shape) <= 160  # grids stay small
         ok.append(min(below, above) >= 15 and cord_above and (cord_below or s.tumor_region == "lumbar"))
     assert np.mean(ok) >= 0.9, ok
+
+
+def test_block_fraction_only_adds_the_acquisition():
+    """`block_fraction` picks which subjects are 3-D research blocks (cervical first, never a
+    large-motion one) from its own random stream: everything else in the plan stays as without."""
+    plain = plan_cohort(40, 42)
+    assert all(s.acquisition == "sagittal" for s in plain)
+    mixed = plan_cohort(40, 42, 0.25)
+    blocks = [s for s in mixed if s.acquisition == "block"]
+    assert len(blocks) == 10
+    assert all(s.tumor_region == "cervical" and not s.large_motion for s in blocks)
+    assert [replace(s, acquisition="sagittal") for s in mixed] == plain
+    n_blocks = len([s for s in plan_cohort(40, 42, 1.0) if s.acquisition == "block"])
+    assert n_blocks == 40 - sum(s.large_motion for s in plain)
+    with pytest.raises(ValueError, match="block_fraction"):
+        plan_cohort(10, 0, 1.5)
+
+
+def test_block_subjects_are_isotropic_research_blocks(tmp_path):
+    """A block subject: both scans isotropic 0.8-1 mm blocks of 40-80 mm each way around the cord,
+    >= 9 mm of normal cord above and below the lesions, and a heavily T2-weighted T2w where the cord
+    stands well above the dark background (the real pair: cord 3.8x the image median; a clinical
+    sagittal phantom: 1.5-1.8x)."""
+    specs = plan_cohort(16, 42, 0.5)
+    blocks = [s for s in specs if s.acquisition == "block"][:4]
+    ratios = {}
+    for s in blocks + [s for s in specs if s.acquisition == "sagittal"][:4]:
+        d = make_subject(s, 42, "small")
+        t2 = d.t2w.astype(np.float32)
+        ratios.setdefault(s.acquisition, []).append(np.median(t2[d.t2w_tissue == CORD]) / np.median(t2))
+        if s.acquisition == "sagittal":
+            continue
+        assert d.truth["acquisition"] == "block"
+        for img, aff in ((d.t2w, d.t2w_affine), (d.t1w, d.t1w_affine)):
+            zooms = nib.affines.voxel_sizes(aff)
+            assert np.allclose(zooms, zooms[0]) and 0.8 <= zooms[0] <= 1.0
+            assert all(38 <= n * zooms[0] <= 82 for n in img.shape), img.shape
+        below, above, cord_below, cord_above = _lesion_free_mm(d)
+        assert min(below, above) >= 9 and cord_below and cord_above, (below, above)
+        assert np.median(t2[d.t2w_tissue == CSF]) > 2.5 * np.median(t2[d.t2w_tissue == CORD])
+    assert min(ratios["block"]) > 2.0 > max(ratios["sagittal"]), ratios
+    paths = generate_subject(tmp_path, blocks[0], 42, "small", Naming())
+    assert json.loads(paths["t2w"].with_name(paths["t2w"].name.replace(".nii.gz", ".json")).read_text())[
+        "MRAcquisitionType"] == "3D"

@@ -46,7 +46,9 @@ if SYNTHETIC:
     SPECS = {
         s.participant_id[4:]: s
         for s in plan_cohort(
-            config["synthetic"]["subjects"], config["synthetic"]["seed"]
+            config["synthetic"]["subjects"],
+            config["synthetic"]["seed"],
+            config["synthetic"]["block_fraction"],
         )
     }
     SUBJECTS = list(SPECS)

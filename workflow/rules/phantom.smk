@@ -11,6 +11,7 @@ rule phantom_dataset:
         subjects=config["synthetic"]["subjects"],
         seed=config["synthetic"]["seed"],
         size=config["synthetic"]["size"],
+        block_fraction=config["synthetic"]["block_fraction"],
         inputs=config["inputs"],
     script:
         "../scripts/phantom_dataset.py"
@@ -41,6 +42,7 @@ for batch, keys in PHANTOM_BATCHES.items():
             subjects=config["synthetic"]["subjects"],
             seed=config["synthetic"]["seed"],
             size=config["synthetic"]["size"],
+            block_fraction=config["synthetic"]["block_fraction"],
             inputs=config["inputs"],
         script:
             "../scripts/phantom_batch.py"

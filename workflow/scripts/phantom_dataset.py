@@ -6,5 +6,6 @@ smk = snakemake  # noqa: F821 - injected by Snakemake
 log = snakemake_log(smk)
 p = smk.params
 out = smk.output.participants.rsplit("/", 1)[0]
-write_dataset_files(out, plan_cohort(p.subjects, p.seed), p.seed, p.size, Naming.from_config(p.inputs))
+specs = plan_cohort(p.subjects, p.seed, p.block_fraction)
+write_dataset_files(out, specs, p.seed, p.size, Naming.from_config(p.inputs))
 log.info("wrote dataset files for %d subjects to %s", p.subjects, out)

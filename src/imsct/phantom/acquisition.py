@@ -1,4 +1,4 @@
-"""Acquisition model: per-subject sagittal grids, patient motion between the scans, bias field,
+"""Acquisition model: per-subject sagittal grids (or 3-D research blocks), patient motion between the scans, bias field,
 Rician noise, intensity scaling and storage orientation."""
 
 from __future__ import annotations
@@ -78,6 +78,59 @@ def draw_grid(rng: np.random.Generator, spec: GridSpec, z_lo: float, z_hi: float
     x_start = mx - (nx - 1) * t / 2 + rng.uniform(-0.25, 0.25) * t
     origin = np.array([x_start, y_start + r / 2, z_start + r / 2])
     return Grid((nx, ny, nz), origin, np.array([t, r, r]))
+
+
+@dataclass
+class BlockSpec:
+    """A 3-D isotropic research acquisition around the cord (not in the paper's cohort, section 2.1):
+    the kind of field of view of the real pair in ``sct_testing_data`` (T2w 1 mm, 60 x 55 x 52 mm
+    antero-posterior x superior-inferior x right-left; T1w 1 mm, 42 x 76 x 77 mm), mostly paraspinal
+    muscle around the canal, no subcutaneous fat or air."""
+
+    fov_si: tuple[float, float] = (50.0, 80.0)
+    fov_ap: tuple[float, float] = (50.0, 80.0)
+    fov_rl: tuple[float, float] = (40.0, 60.0)
+    iso: tuple[float, float] = (0.8, 1.0)
+    margin: float = 10.0  # normal cord above and below the lesions (as `imsct implant`)
+    max_lesion_extent: float = 30.0  # = the shortest field of view less both margins
+    # Heavier T2 weighting than a clinical sagittal FSE (3-D SPACE/CISS-like): T2w intensities raised to
+    # this power, so that everything but fluid darkens. The real T2w: cord/CSF 0.26 and muscle/CSF
+    # ~0.07, where the nominal tissue table gives 0.40 and 0.22 (exponents 1.5 and 1.9).
+    t2_gamma: tuple[float, float] = (1.3, 2.0)
+    # and the tissues outside the dural sac darker still (bone, disc, muscle, fat), soft tissue and bone
+    # marrow as dark as muscle (times this): the real T2w's cord is 3.8x its image median, a phantom
+    # block's 1.5-2.5x with the exponent alone (soft tissue, a third of a block, at the cord's value)
+    t2_background: tuple[float, float] = (0.4, 0.8)
+    t2_soft_to_muscle: tuple[float, float] = (1.0, 1.6)
+
+
+BLOCK = BlockSpec()
+
+
+def draw_block_grid(rng: np.random.Generator, spec: BlockSpec, z_lo: float, z_hi: float,
+                    cover: tuple[float, float], cord_xy: callable, center_z: float | None = None) -> Grid:
+    """An isotropic 3-D block centred on the cord in-plane, holding the lesion extent ``cover`` with
+    ``spec.margin`` mm of normal cord above and below; with ``center_z`` (the other contrast's
+    centre) it is centred within 15 % of its length of it instead. Same conventions as
+    :func:`draw_grid`."""
+    r = rng.uniform(*spec.iso)
+    nz = int(round(rng.uniform(*spec.fov_si) / r))
+    fov = min(nz * r, z_hi - z_lo)
+    c_lo, c_hi = cover
+    if center_z is None:
+        lo, hi = c_hi + spec.margin - fov, c_lo - spec.margin
+        z_start = rng.uniform(lo, hi) if hi > lo else (c_lo + c_hi - fov) / 2
+    else:
+        z_start = center_z + rng.uniform(-0.15, 0.15) * fov - fov / 2
+    z_start = float(np.clip(z_start, z_lo, z_hi - fov))
+    mx, my, _ = cord_xy((z_start, z_start + fov))
+    ny = int(round(rng.uniform(*spec.fov_ap) / r))
+    nx = int(round(rng.uniform(*spec.fov_rl) / r))
+    # the cord near the middle of the block, a few millimetres off in both in-plane directions
+    y_start = my - ny * r * rng.uniform(0.4, 0.6)
+    x_start = mx - (nx - 1) * r / 2 + rng.uniform(-3, 3)
+    origin = np.array([x_start, y_start + r / 2, z_start + r / 2])
+    return Grid((nx, ny, nz), origin, np.full(3, r))
 
 
 @dataclass

@@ -32,10 +32,14 @@ def write_dataset_files(out: Path, specs: list[SubjectSpec], seed: int, size: st
                          "Levels": {"cervical": "", "thoracic": "", "lumbar": "conus / cauda"}},
         "tumor_grade": {"Description": "Astrocytoma grade (n/a for the other types)",
                         "Levels": {"low": "low-grade", "high": "high-grade"}},
+        "acquisition": {"Description": "Field of view of both scans",
+                        "Levels": {"sagittal": "clinical 2-D sagittal series (the paper's cohort)",
+                                   "block": "3-D isotropic research block around the cord"}},
     }, out / "participants.json")
     write_json({"Name": "imsct synthetic IMSCT cohort", "BIDSVersion": "1.9.0", "DatasetType": "raw",
                 "GeneratedBy": [{"Name": "imsct phantom", "Version": __version__}],
-                "imsct": {"seed": seed, "size": size, "subjects": len(specs)}},
+                "imsct": {"seed": seed, "size": size, "subjects": len(specs),
+                          "block_subjects": sum(s.acquisition == "block" for s in specs)}},
                out / "dataset_description.json")
     for deriv, desc in ((naming.labels_dir, "Ground-truth labels"), ("derivatives/phantom", "Phantom truth")):
         write_json({"Name": desc, "BIDSVersion": "1.9.0", "DatasetType": "derivative",
@@ -64,7 +68,8 @@ def write_subject(out: Path, data: SubjectData, naming: Naming, session: str | N
     save_nifti(data.t1w, data.t1w_affine, paths["t1w"], rle=True)
     tr = data.truth
     for key, grid in (("t2w", "t2w_grid"), ("t1w", "t1w_grid")):
-        write_json({"Modality": "MR", "MRAcquisitionType": "2D", "SliceThickness": tr[grid]["spacing_ras"][0],
+        dims = "3D" if tr["acquisition"] == "block" else "2D"
+        write_json({"Modality": "MR", "MRAcquisitionType": dims, "SliceThickness": tr[grid]["spacing_ras"][0],
                     "ContrastBolusIngredient": "GADOLINIUM" if key == "t1w" else None,
                     "GeneratedBy": "imsct phantom"},
                    paths[key].with_name(stem(paths[key]) + ".json"))
@@ -112,10 +117,10 @@ def _realised_row(args) -> dict:
             **r["volumes_cm3"]}
 
 
-def cohort_volumes(n: int, seed: int, size: str = "full", jobs: int = 1) -> pd.DataFrame:
+def cohort_volumes(n: int, seed: int, size: str = "full", jobs: int = 1, block_fraction: float = 0.0) -> pd.DataFrame:
     """Per subject, the class volumes (cm3) `imsct phantom` writes into the masks for this cohort,
     computed without rendering the images (:func:`~imsct.phantom.subject.realised_volumes`)."""
-    todo = [(s, seed, size) for s in plan_cohort(n, seed)]
+    todo = [(s, seed, size) for s in plan_cohort(n, seed, block_fraction)]
     if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 

@@ -35,6 +35,7 @@ class SubjectSpec:
     has_edema: bool | None = None  # None: drawn per subject
     has_cavity: bool | None = None
     volume_quantiles: tuple[float, float, float] | None = None  # tumor, edema, cavity
+    acquisition: str = "sagittal"  # "sagittal": clinical 2-D series (the paper's); "block": 3-D research block
 
 
 def p_edema(tumor_type: str, grade: str | None) -> float:
@@ -69,9 +70,14 @@ def _quota(n: int, weights: dict[str, float]) -> list[str]:
     return [k for k in weights for _ in range(counts[k])]
 
 
-def plan_cohort(n: int, seed: int) -> list[SubjectSpec]:
+def plan_cohort(n: int, seed: int, block_fraction: float = 0.0) -> list[SubjectSpec]:
+    """``block_fraction``: share of subjects acquired as a 3-D research block around the cord
+    (:class:`~imsct.phantom.acquisition.BlockSpec`) instead of the paper's clinical sagittal series;
+    0 (the paper's cohort) leaves the plan as it always was."""
     if n < 1:
         raise ValueError(f"--subjects must be at least 1, got {n}")
+    if not 0.0 <= block_fraction <= 1.0:
+        raise ValueError(f"block_fraction must be within [0, 1], got {block_fraction}")
     rng = np.random.default_rng([seed, 0])
     types = rng.permutation(_quota(n, TYPE_COUNTS))
     n_lumbar = int(round(n * LUMBAR_FRACTION))
@@ -90,7 +96,24 @@ def plan_cohort(n: int, seed: int) -> list[SubjectSpec]:
         region = "lumbar" if lumbar[i] else ("cervical" if r.uniform() < CERVICAL_FRACTION[t] else "thoracic")
         specs.append(SubjectSpec(i + 1, f"sub-{i + 1:03d}", t, sex, age, region, bool(large[i])))
     _plan_lesions(specs, seed)
+    _plan_blocks(specs, seed, block_fraction)
     return specs
+
+
+def _plan_blocks(specs: list[SubjectSpec], seed: int, fraction: float) -> None:
+    """Which subjects are 3-D research blocks: cervical ones first (the real pair of
+    ``sct_testing_data`` is cervical), never a large-motion one (20-40 mm would move the lesion out of
+    a 50-80 mm block; the disc-label fallback is tested on the sagittal series). Its own random
+    stream, so the rest of the plan is as without blocks."""
+    k = int(round(len(specs) * fraction))
+    if not k:
+        return
+    rng = np.random.default_rng([seed, 0, 3])
+    order = rng.permutation(len(specs))
+    eligible = [i for i in order if not specs[i].large_motion]
+    eligible.sort(key=lambda i: specs[i].tumor_region != "cervical")  # stable: random within each group
+    for i in eligible[:k]:
+        specs[i].acquisition = "block"
 
 
 def _stratified(rng: np.random.Generator, k: int) -> np.ndarray:
@@ -139,5 +162,6 @@ def participants_table(specs: list[SubjectSpec]) -> pd.DataFrame:
 
     return pd.DataFrame(
         [{"participant_id": s.participant_id, "tumor_type": s.tumor_type, "sex": s.sex, "age": s.age,
-          "tumor_region": s.tumor_region, "tumor_grade": s.tumor_grade} for s in specs]
+          "tumor_region": s.tumor_region, "tumor_grade": s.tumor_grade, "acquisition": s.acquisition}
+         for s in specs]
     )

@@ -7,11 +7,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..classes import LESIONS
-from .acquisition import ORIENTATIONS, SIZES, acquire, draw_grid, draw_motion, reorient
+from . import render as tissues
+from .acquisition import BLOCK, ORIENTATIONS, SIZES, acquire, draw_block_grid, draw_grid, draw_motion, reorient
 from .anatomy import VERTEBRAE, Anatomy, draw_anatomy
 from .lesions import draw_lesions, expand_cord, lesion_dicts
 from .plan import SubjectSpec
 from .render import Grid, render, tissue_luts
+
+# Tissues outside the dural sac (a research T2w block darkens them: acquisition.BlockSpec.t2_background)
+OUTSIDE_DURA = np.setdiff1d(np.arange(tissues.N_TISSUES), [
+    tissues.AIR, tissues.BRAIN, tissues.CAVITY, tissues.CORD, tissues.CSF, tissues.EDEMA, tissues.HEMOSIDERIN,
+    tissues.TUMOR, tissues.TUMOR_ENH])
+LIKE_MUSCLE = [tissues.SOFT, tissues.MARROW, tissues.POST_BONE]  # as dark as muscle in a research T2w block
 
 
 @dataclass
@@ -108,7 +115,9 @@ class Drawn:
 def draw_subject(spec: SubjectSpec, seed: int, size: str = "full") -> Drawn:
     rng = np.random.default_rng([seed, spec.index])
     anat = draw_anatomy(rng, spec.age, spec.sex)
-    gspec = SIZES[size]
+    # a 3-D research block is the same at both sizes; its lesions fit it with normal cord around
+    block = spec.acquisition == "block"
+    gspec, grid_fn = (BLOCK, draw_block_grid) if block else (SIZES[size], draw_grid)
     lesions, look, info = draw_lesions(
         rng, anat, spec.tumor_type, spec.tumor_region, spec.tumor_grade, spec.has_edema, spec.has_cavity,
         spec.volume_quantiles, gspec.max_lesion_extent)
@@ -121,12 +130,16 @@ def draw_subject(spec: SubjectSpec, seed: int, size: str = "full") -> Drawn:
         it = anat.idx(np.linspace(zr[0], zr[1], 32))
         return float(anat.cx[it].mean()), float(anat.cy[it].mean()), float(anat.post_depth[it].max())
 
-    g2 = draw_grid(rng, gspec, z_lo, z_hi, cover, cord_xy)
-    g1 = draw_grid(rng, gspec, z_lo, z_hi, cover, cord_xy,
-                   center_z=g2.origin[2] + g2.spacing[2] * (g2.shape[2] - 1) / 2)
+    g2 = grid_fn(rng, gspec, z_lo, z_hi, cover, cord_xy)
+    g1 = grid_fn(rng, gspec, z_lo, z_hi, cover, cord_xy, center_z=g2.origin[2] + g2.spacing[2] * (g2.shape[2] - 1) / 2)
     center = g2.origin + g2.spacing * (np.asarray(g2.shape) - 1) / 2
     motion = draw_motion(rng, center, spec.large_motion)
     luts = tissue_luts(rng, look, spec.age)
+    if block:
+        lut2 = luts[0] ** np.float32(rng.uniform(*BLOCK.t2_gamma))
+        lut2[OUTSIDE_DURA] *= np.float32(rng.uniform(*BLOCK.t2_background))
+        lut2[LIKE_MUSCLE] = lut2[tissues.MUSCLE] * rng.uniform(*BLOCK.t2_soft_to_muscle, 3).astype(np.float32)
+        luts = (lut2, *luts[1:])
     return Drawn(rng, anat, lesions, look, info, g2, g1, motion, luts)
 
 
@@ -204,6 +217,7 @@ def make_subject(spec: SubjectSpec, seed: int, size: str = "full") -> SubjectDat
         "tumor_type": spec.tumor_type,
         "tumor_region": spec.tumor_region,
         "size": size,
+        "acquisition": spec.acquisition,
         "seed": seed,
         "motion": motion.to_dict(),
         "tumor_grade": spec.tumor_grade,
