@@ -1,5 +1,5 @@
-"""Acquisition model: per-subject sagittal grids (or 3-D research blocks), patient motion between the scans, bias field,
-Rician noise, intensity scaling and storage orientation."""
+"""Acquisition model: per-subject sagittal grids (or 3-D research blocks), patient motion between the
+scans, bias field, Rician noise, intensity scaling and storage orientation."""
 
 from __future__ import annotations
 
@@ -92,7 +92,6 @@ class BlockSpec:
     fov_rl: tuple[float, float] = (40.0, 60.0)
     iso: tuple[float, float] = (0.8, 1.0)
     margin: float = 10.0  # normal cord above and below the lesions (as `imsct implant`)
-    max_lesion_extent: float = 30.0  # = the shortest field of view less both margins
     # Heavier T2 weighting than a clinical sagittal FSE (3-D SPACE/CISS-like): T2w intensities raised to
     # this power, so that everything but fluid darkens. The real T2w: cord/CSF 0.26 and muscle/CSF
     # ~0.07, where the nominal tissue table gives 0.40 and 0.22 (exponents 1.5 and 1.9).
@@ -102,6 +101,11 @@ class BlockSpec:
     # block's 1.5-2.5x with the exponent alone (soft tissue, a third of a block, at the cord's value)
     t2_background: tuple[float, float] = (0.4, 0.8)
     t2_soft_to_muscle: tuple[float, float] = (1.0, 1.6)
+
+    @property
+    def max_lesion_extent(self) -> float:
+        """Lesion complexes are shrunk along z to fit the shortest block with both margins."""
+        return self.fov_si[0] - 2 * self.margin
 
 
 BLOCK = BlockSpec()
@@ -115,7 +119,7 @@ def draw_block_grid(rng: np.random.Generator, spec: BlockSpec, z_lo: float, z_hi
     :func:`draw_grid`."""
     r = rng.uniform(*spec.iso)
     nz = int(round(rng.uniform(*spec.fov_si) / r))
-    fov = min(nz * r, z_hi - z_lo)
+    fov = nz * r
     c_lo, c_hi = cover
     if center_z is None:
         lo, hi = c_hi + spec.margin - fov, c_lo - spec.margin

@@ -117,10 +117,10 @@ def _realised_row(args) -> dict:
             **r["volumes_cm3"]}
 
 
-def cohort_volumes(n: int, seed: int, size: str = "full", jobs: int = 1, block_fraction: float = 0.0) -> pd.DataFrame:
+def cohort_volumes(n: int, seed: int, size: str = "full", jobs: int = 1) -> pd.DataFrame:
     """Per subject, the class volumes (cm3) `imsct phantom` writes into the masks for this cohort,
     computed without rendering the images (:func:`~imsct.phantom.subject.realised_volumes`)."""
-    todo = [(s, seed, size) for s in plan_cohort(n, seed, block_fraction)]
+    todo = [(s, seed, size) for s in plan_cohort(n, seed)]
     if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 

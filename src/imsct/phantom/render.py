@@ -83,6 +83,21 @@ def tissue_luts(rng: np.random.Generator, look: TumorAppearance, age: float):
     return t2, t1, tex
 
 
+# Tissues outside the dural sac, and those a research T2w block shows as dark as muscle
+OUTSIDE_DURA = np.setdiff1d(np.arange(N_TISSUES), [AIR, BRAIN, CAVITY, CORD, CSF, EDEMA, HEMOSIDERIN, TUMOR, TUMOR_ENH])
+LIKE_MUSCLE = [SOFT, MARROW, POST_BONE]
+
+
+def research_t2_lut(rng: np.random.Generator, t2: np.ndarray, gamma, background, soft_to_muscle) -> np.ndarray:
+    """A heavily T2-weighted 3-D sequence's table from a clinical one (each argument a (low, high)
+    range; :class:`~imsct.phantom.acquisition.BlockSpec`): values raised to ``gamma``, tissues outside
+    the dural sac times ``background``, soft tissue and marrow at muscle's value times ``soft_to_muscle``."""
+    out = t2 ** np.float32(rng.uniform(*gamma))
+    out[OUTSIDE_DURA] *= np.float32(rng.uniform(*background))
+    out[LIKE_MUSCLE] = out[MUSCLE] * rng.uniform(*soft_to_muscle, len(LIKE_MUSCLE)).astype(np.float32)
+    return out
+
+
 def _texture_fields(rng, shape, step_mm):
     """Four unit-variance smooth random fields (two fine, two coarse); mixing each pair with
     cos/sin of x gives a texture that also varies smoothly across slices."""

@@ -7,18 +7,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..classes import LESIONS
-from . import render as tissues
 from .acquisition import BLOCK, ORIENTATIONS, SIZES, acquire, draw_block_grid, draw_grid, draw_motion, reorient
 from .anatomy import VERTEBRAE, Anatomy, draw_anatomy
 from .lesions import draw_lesions, expand_cord, lesion_dicts
 from .plan import SubjectSpec
-from .render import Grid, render, tissue_luts
-
-# Tissues outside the dural sac (a research T2w block darkens them: acquisition.BlockSpec.t2_background)
-OUTSIDE_DURA = np.setdiff1d(np.arange(tissues.N_TISSUES), [
-    tissues.AIR, tissues.BRAIN, tissues.CAVITY, tissues.CORD, tissues.CSF, tissues.EDEMA, tissues.HEMOSIDERIN,
-    tissues.TUMOR, tissues.TUMOR_ENH])
-LIKE_MUSCLE = [tissues.SOFT, tissues.MARROW, tissues.POST_BONE]  # as dark as muscle in a research T2w block
+from .render import Grid, render, research_t2_lut, tissue_luts
 
 
 @dataclass
@@ -136,9 +129,7 @@ def draw_subject(spec: SubjectSpec, seed: int, size: str = "full") -> Drawn:
     motion = draw_motion(rng, center, spec.large_motion)
     luts = tissue_luts(rng, look, spec.age)
     if block:
-        lut2 = luts[0] ** np.float32(rng.uniform(*BLOCK.t2_gamma))
-        lut2[OUTSIDE_DURA] *= np.float32(rng.uniform(*BLOCK.t2_background))
-        lut2[LIKE_MUSCLE] = lut2[tissues.MUSCLE] * rng.uniform(*BLOCK.t2_soft_to_muscle, 3).astype(np.float32)
+        lut2 = research_t2_lut(rng, luts[0], BLOCK.t2_gamma, BLOCK.t2_background, BLOCK.t2_soft_to_muscle)
         luts = (lut2, *luts[1:])
     return Drawn(rng, anat, lesions, look, info, g2, g1, motion, luts)
 
