@@ -158,3 +158,25 @@ def test_table4_means_per_split_then_across_splits():
     t = table4(df)
     assert t.loc["Dice", "tumor"] == "65.0 ± 21.2"
     assert t.loc["Dice", "cavity"] == "n/a"  # undefined everywhere: not 0
+
+
+def test_per_acquisition_separates_what_the_mean_hides():
+    """Blocks at Dice 0.2 and sagittal series at 0.9 in both splits: the per-acquisition table gives
+    each its own mean and test-case count; a table without the column reads n/a, not an error."""
+    import pandas as pd
+
+    from imsct.evaluation.aggregate import per_acquisition, table4
+
+    rows = []
+    for split in ("00", "01"):
+        for subject, acq, dice in (("a", "block", 0.2), ("b", "sagittal", 0.9), ("c", "sagittal", 0.9)):
+            for cls in ("tumor", "wholetumor"):
+                rows.append({"split": split, "subject": f"{subject}{split}", "mode": "cascade", "class": cls,
+                             "tumor_type": "x", "acquisition": acq, "dice": dice})
+    df = pd.DataFrame(rows)
+    t = per_acquisition(df)
+    assert t.loc["block", "tumor"] == "20.0 ± 0.0" and t.loc["sagittal", "wholetumor"] == "90.0 ± 0.0"
+    assert t.loc["block", "test cases"] == 2 and t.loc["sagittal", "test cases"] == 4
+    assert table4(df.assign(precision=1.0, recall=1.0, detection_tpr=1.0, detection_fdr=0.0, rel_volume_diff=0.0,
+                            abs_volume_diff=0.0)).loc["Dice", "tumor"] == "66.7 ± 0.0"
+    assert list(per_acquisition(df.drop(columns="acquisition")).index) == ["n/a"]

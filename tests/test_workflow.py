@@ -324,6 +324,12 @@ def test_training_rules_run_end_to_end(tiny_workflow_run, tmp_path):
     table4 = pd.read_csv(res / "evaluation/table4.tsv", sep="\t", index_col=0)
     assert list(table4.columns) == list(CLASSES) and "Dice" in table4.index
     assert "Table 4" in (res / "evaluation/summary.md").read_text()
+    # per acquisition: the phantom plan's acquisition of every test subject, counted once
+    acq = pd.read_csv(res / "evaluation/per_acquisition.tsv", sep="\t", index_col=0)
+    planned = participants_table(plan_cohort(4, 11)).set_index("participant_id")["acquisition"]
+    tested = planned[expected.loc[expected["set"] == "test", "participant_id"]]
+    assert acq["test cases"].to_dict() == tested.value_counts().to_dict()
+    assert set(metrics["acquisition"]) == set(tested)
     # the report: every section, every figure embedded
     from imsct.evaluation.report import SECTIONS
 

@@ -125,8 +125,8 @@ class Layout:
         return f"{self.results}/evaluation/split-{split}.tsv"
 
     def evaluation(self, name: str) -> str:
-        """metrics.tsv, table4.tsv, summary.md, per_type.tsv, cascade_vs_single.tsv, summary.json or
-        class_rules.tsv."""
+        """metrics.tsv, table4.tsv, summary.md, per_type.tsv, per_acquisition.tsv, cascade_vs_single.tsv,
+        summary.json or class_rules.tsv."""
         return f"{self.results}/evaluation/{name}"
 
     def report(self, name: str = "index.html") -> str:

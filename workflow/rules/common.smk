@@ -165,6 +165,15 @@ def phantom_folders(subject):
 # Splits are a pure function of the cohort and the seed: known at parse time, written by a rule.
 SPLITS = [f"{i:02d}" for i in range(config["splits"]["n"])]
 _PARTICIPANTS = participants_table(SPECS.values()) if SYNTHETIC else COHORT
+ACQUISITION = (
+    _PARTICIPANTS.drop_duplicates("participant_id")
+    .set_index("participant_id")["acquisition"]
+    .fillna("n/a")
+    .astype(str)
+    .to_dict()
+    if "acquisition" in _PARTICIPANTS
+    else {}
+)
 SPLIT_TABLES = dict(
     zip(
         SPLITS,
@@ -301,7 +310,9 @@ def get_discover_inputs(wildcards):
 
 def get_evaluate_subjects(wildcards):
     """What evaluating one split needs per test subject: ground truth on the T2w grid, the 30 mm
-    cord mask, the working-grid labels (for the cascade crop) and the tumor type."""
+    cord mask, the working-grid labels (for the cascade crop), the tumor type and the acquisition
+    (the cohort table's `acquisition` column where it has one: the phantoms' sagittal or block).
+    """
     table = SPLIT_TABLES[wildcards.split].set_index("participant_id")
     out = {}
     for key in split_members(wildcards.split, "test"):
@@ -312,6 +323,7 @@ def get_evaluate_subjects(wildcards):
             "cord_gt": L.cord_mask(key),
             "working_labels": {c: work[c] for c in LESIONS},
             "tumor_type": str(table.loc[participant_of(key), "tumor_type"]),
+            "acquisition": ACQUISITION.get(participant_of(key), "n/a"),
         }
     return out
 
@@ -368,6 +380,7 @@ def get_report_inputs(wildcards):
         "metrics": L.evaluation("metrics.tsv"),
         "table4": L.evaluation("table4.tsv"),
         "per_type": L.evaluation("per_type.tsv"),
+        "per_acquisition": L.evaluation("per_acquisition.tsv"),
         "cascade": L.evaluation("cascade_vs_single.tsv"),
         "summary": L.evaluation("summary.json"),
         "postprocess": L.evaluation("class_rules.tsv"),

@@ -32,6 +32,7 @@ rule aggregate:
         table4=L.evaluation("table4.tsv"),
         markdown=L.evaluation("summary.md"),
         per_type=L.evaluation("per_type.tsv"),
+        per_acquisition=L.evaluation("per_acquisition.tsv"),
         cascade=L.evaluation("cascade_vs_single.tsv"),
         summary=L.evaluation("summary.json"),
         postprocess=L.evaluation("class_rules.tsv"),

@@ -50,17 +50,31 @@ def table4(df: pd.DataFrame, mode: str = "cascade") -> pd.DataFrame:
     return out.fillna("n/a")
 
 
-def per_type(df: pd.DataFrame, mode: str = "cascade", metric: str = "dice") -> pd.DataFrame:
-    """``metric`` per tumor type (rows) and class (columns), mean ± std across splits, percent."""
-    a = across_splits(df[df["mode"] == mode], ["tumor_type", "class"], (metric,))
-    out = a.reset_index().pivot(index="tumor_type", columns="class", values=["mean", "std"])
+def per_group(df: pd.DataFrame, by: str, mode: str = "cascade", metric: str = "dice") -> pd.DataFrame:
+    """``metric`` per value of the subject column ``by`` (rows: tumor type, acquisition) and class
+    (columns), mean ± std across splits, percent; first column the number of test cases."""
+    sub = df[df["mode"] == mode].assign(**{by: df[by].fillna("n/a") if by in df else "n/a"})
+    a = across_splits(sub, [by, "class"], (metric,))
+    out = a.reset_index().pivot(index=by, columns="class", values=["mean", "std"])
     table = pd.DataFrame(index=out.index, columns=[c for c in CLASSES if c in out["mean"].columns])
     for t in table.index:
         for c in table.columns:
             table.loc[t, c] = fmt(out.loc[t, ("mean", c)], out.loc[t, ("std", c)], True)
-    n = df[df["mode"] == mode].drop_duplicates(["split", "subject"]).groupby("tumor_type").size()
+    n = sub.drop_duplicates(["split", "subject"]).groupby(by).size()
     table.insert(0, "test cases", n.reindex(table.index).fillna(0).astype(int))
     return table
+
+
+def per_type(df: pd.DataFrame, mode: str = "cascade", metric: str = "dice") -> pd.DataFrame:
+    """``metric`` per tumor type (rows) and class (columns), mean ± std across splits, percent."""
+    return per_group(df, "tumor_type", mode, metric)
+
+
+def per_acquisition(df: pd.DataFrame, mode: str = "cascade", metric: str = "dice") -> pd.DataFrame:
+    """``metric`` per acquisition (rows; the phantoms' ``sagittal`` clinical series and ``block``
+    research volumes, or a cohort's own ``acquisition`` column, else ``n/a``) and class: a mixed
+    cohort's test cases do not all look alike, and a mean over them hides which ones fail."""
+    return per_group(df, "acquisition", mode, metric)
 
 
 def seconds_per_epoch(train_logs: list[str]) -> dict[str, float]:
@@ -151,7 +165,8 @@ def to_markdown(table: pd.DataFrame, index_name: str = "") -> str:
 
 def write_tables(split_tsvs: list[str], out: dict[str, str], train_logs: list[str] | None = None) -> dict:
     """Read the per-split evaluation tables; write the long table (``metrics``), Table 4 (``table4``),
-    per tumor type (``per_type``), cascade vs single (``cascade``), all of them as Markdown
+    per tumor type (``per_type``), per acquisition (``per_acquisition``, where given), cascade vs
+    single (``cascade``), all of them as Markdown
     (``markdown``) and the cascade summary (``summary``, JSON)."""
     from ..io import write_json, write_text, write_tsv
 
@@ -163,6 +178,9 @@ def write_tables(split_tsvs: list[str], out: dict[str, str], train_logs: list[st
     write_tsv(df, out["metrics"])
     write_tsv(t4.rename_axis("metric").reset_index(), out["table4"])
     write_tsv(pt.rename_axis("tumor_type").reset_index(), out["per_type"])
+    pa = per_acquisition(df)
+    if "per_acquisition" in out:
+        write_tsv(pa.rename_axis("acquisition").reset_index(), out["per_acquisition"])
     write_tsv(cs.rename_axis("measure").reset_index(), out["cascade"])
     if "postprocess" in out:
         write_tsv(rules.rename_axis("measure").reset_index(), out["postprocess"])
@@ -173,6 +191,7 @@ def write_tables(split_tsvs: list[str], out: dict[str, str], train_logs: list[st
           "Mean over each split's test subjects, then mean ± std across splits (percent).\n",
           "## Table 4: cascaded model\n", to_markdown(t4, "metric"),
           "\n## Dice per tumor type\n", to_markdown(pt, "tumor type"),
+          "\n## Dice per acquisition\n", to_markdown(pa, "acquisition"),
           "\n## Cascade vs single step\n", to_markdown(cs, "measure"),
           "\n## Class rule: each output thresholded on its own (paper) vs exclusive classes\n",
           to_markdown(rules, "measure"),

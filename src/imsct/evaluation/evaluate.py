@@ -77,8 +77,8 @@ def evaluate_subject(gt: dict[str, str], pred_dir, base: str, cord_gt: str | Non
 def evaluate_split(split: str, subjects: dict[str, dict], pred_dirs: dict[str, str],
                    overlap_mm3: float = DEFAULT_OVERLAP_MM3) -> pd.DataFrame:
     """Long table (one row per subject x mode x class) for one split; ``subjects`` maps a subject key
-    to {gt: {...}, cord_gt, working_labels, tumor_type}; ``pred_dirs`` maps each inference mode to its
-    prediction folder (:meth:`imsct.paths.Layout.prediction_dir`)."""
+    to {gt: {...}, cord_gt, working_labels, tumor_type, acquisition}; ``pred_dirs`` maps each inference
+    mode to its prediction folder (:meth:`imsct.paths.Layout.prediction_dir`)."""
     frames = []
     for key, s in subjects.items():
         for mode, pred_dir in pred_dirs.items():
@@ -88,7 +88,8 @@ def evaluate_split(split: str, subjects: dict[str, dict], pred_dirs: dict[str, s
                                           None if variant else s.get("working_labels"), overlap_mm3)
             info.pop("cascade")
             frames.append(rows.assign(split=split, subject=key, mode=mode, exclusive=info.pop("exclusive"),
-                                      tumor_type=s.get("tumor_type", "n/a"), **info))
-    cols = ["split", "subject", "tumor_type", "mode", "class"]
+                                      tumor_type=s.get("tumor_type", "n/a"),
+                                      acquisition=s.get("acquisition", "n/a"), **info))
+    cols = ["split", "subject", "tumor_type", "acquisition", "mode", "class"]
     df = pd.concat(frames, ignore_index=True)
     return df[cols + [c for c in df.columns if c not in cols]]

@@ -32,8 +32,8 @@ from ..viz import busiest_sagittal_slice, normalize_intensity, overlay_masks, sa
 
 COLOURS = {"tumor": "#e41a1c", "edema": "#ffb000", "cavity": "#1e90ff", "wholetumor": "#9b59b6"}
 TITLES = {"tumor": "Tumor core", "edema": "Edema", "cavity": "Cavity", "wholetumor": "Whole tumor"}
-SECTIONS = ("Cohort", "Registration QC", "Training", "Table 4", "Per tumor type", "Dice per class",
-            "Volume agreement", "Cascade vs single step", "Class rule", "Examples")
+SECTIONS = ("Cohort", "Registration QC", "Training", "Table 4", "Per tumor type", "Per acquisition",
+            "Dice per class", "Volume agreement", "Cascade vs single step", "Class rule", "Examples")
 
 
 @dataclass
@@ -42,7 +42,7 @@ class ReportInputs:
     grids: list[str]  # preprocessing grid JSONs (label volumes)
     registration: str  # registration summary TSV
     training_logs: dict[str, dict[str, str]]  # split -> {cord, tumor} -> log.tsv
-    evaluation: dict[str, str]  # metrics, table4, per_type, cascade, summary
+    evaluation: dict[str, str]  # metrics, table4, per_type, per_acquisition, cascade, summary
     subjects: dict[str, dict] = field(default_factory=dict)  # key -> {t2w, t1w, gt: {...}}
     predictions: dict[str, str] = field(default_factory=dict)  # split -> the cascade's prediction folder
 
@@ -257,6 +257,11 @@ def build_report(inp: ReportInputs, out_html, figures_dir=None) -> Path:
                     + _table(pd.read_csv(ev["table4"], sep="\t", index_col=0))),
         "Per tumor type": ("<p>Dice (%), cascaded model.</p>"
                            + _table(pd.read_csv(ev["per_type"], sep="\t", index_col=0))),
+        "Per acquisition": (
+            "<p>Dice (%), cascaded model, per acquisition (synthetic cohort: clinical sagittal series and 3-D "
+            "research blocks; a cohort's own <code>acquisition</code> column in participants.tsv, else n/a).</p>"
+            + (_table(pd.read_csv(ev["per_acquisition"], sep="\t", index_col=0)) if ev.get("per_acquisition")
+               else "<p>n/a</p>")),
         "Dice per class": _img(pngs["dice_boxplot"], "Dice per class across test cases and splits"),
         "Volume agreement": _img(pngs["volume_bland_altman"], "Predicted vs ground-truth volume"),
         "Cascade vs single step": (
