@@ -303,16 +303,21 @@ def test_block_fraction_only_adds_the_acquisition():
 
 def test_block_subjects_are_isotropic_research_blocks(tmp_path):
     """A block subject: both scans isotropic 0.8-1 mm blocks of 40-80 mm each way around the cord,
-    >= 9 mm of normal cord above and below the lesions, and a heavily T2-weighted T2w where the cord
+    >= 9 mm of normal cord above and below the lesions, a heavily T2-weighted T2w where the cord
     stands well above the dark background (the real pair: cord 3.8x the image median; a clinical
-    sagittal phantom: 1.5-1.8x)."""
+    sagittal phantom: 1.5-1.8x) and a gradient-echo T1w whose cord lies among its brightest tissues
+    (the real T1w: cord 1.58x the median, its brightest 1 % 1.9x)."""
     specs = plan_cohort(16, 42, 0.5)
     blocks = [s for s in specs if s.acquisition == "block"][:4]
-    ratios = {}
+    ratios, t1_ratios = {}, []
     for s in blocks + [s for s in specs if s.acquisition == "sagittal"][:4]:
         d = make_subject(s, 42, "small")
         t2 = d.t2w.astype(np.float32)
         ratios.setdefault(s.acquisition, []).append(np.median(t2[d.t2w_tissue == CORD]) / np.median(t2))
+        if s.acquisition == "block":
+            t1 = d.t1w.astype(np.float32)
+            t1_ratios.append((np.median(t1[d.t1w_tissue == CORD]) / np.median(t1),
+                              np.percentile(t1, 99) / np.median(t1)))
         if s.acquisition == "sagittal":
             continue
         assert d.truth["acquisition"] == "block"
@@ -324,6 +329,8 @@ def test_block_subjects_are_isotropic_research_blocks(tmp_path):
         assert min(below, above) >= 9 and cord_below and cord_above, (below, above)
         assert np.median(t2[d.t2w_tissue == CSF]) > 2.5 * np.median(t2[d.t2w_tissue == CORD])
     assert min(ratios["block"]) > 2.0 > max(ratios["sagittal"]), ratios
+    cord_t1, top_t1 = np.array(t1_ratios).T
+    assert 1.3 < cord_t1.min() and cord_t1.max() < 2.1 and top_t1.max() < 2.6, t1_ratios
     paths = generate_subject(tmp_path, blocks[0], 42, "small", Naming())
     assert json.loads(paths["t2w"].with_name(paths["t2w"].name.replace(".nii.gz", ".json")).read_text())[
         "MRAcquisitionType"] == "3D"

@@ -86,6 +86,8 @@ def tissue_luts(rng: np.random.Generator, look: TumorAppearance, age: float):
 # Tissues outside the dural sac, and those a research T2w block shows as dark as muscle
 OUTSIDE_DURA = np.setdiff1d(np.arange(N_TISSUES), [AIR, BRAIN, CAVITY, CORD, CSF, EDEMA, HEMOSIDERIN, TUMOR, TUMOR_ENH])
 LIKE_MUSCLE = [SOFT, MARROW, POST_BONE]
+# and those a 3-D gradient-echo T1w shows less bright than a clinical spin-echo T1w
+FATTY = [FAT, EPIFAT, MARROW]
 
 
 def research_t2_lut(rng: np.random.Generator, t2: np.ndarray, gamma, background, soft_to_muscle) -> np.ndarray:
@@ -95,6 +97,17 @@ def research_t2_lut(rng: np.random.Generator, t2: np.ndarray, gamma, background,
     out = t2 ** np.float32(rng.uniform(*gamma))
     out[OUTSIDE_DURA] *= np.float32(rng.uniform(*background))
     out[LIKE_MUSCLE] = out[MUSCLE] * rng.uniform(*soft_to_muscle, len(LIKE_MUSCLE)).astype(np.float32)
+    return out
+
+
+def research_t1_lut(rng: np.random.Generator, t1: np.ndarray, background, fat) -> np.ndarray:
+    """A 3-D gradient-echo T1w's table from a clinical spin-echo one (each argument a (low, high)
+    range; :class:`~imsct.phantom.acquisition.BlockSpec`): tissues outside the dural sac times
+    ``background`` (the cord, CSF and lesions keep their values, so the lesions' contrasts to the cord
+    stay the clinical ones), fat and fatty marrow times ``fat`` on top."""
+    out = t1.copy()
+    out[OUTSIDE_DURA] *= np.float32(rng.uniform(*background))
+    out[FATTY] *= rng.uniform(*fat, len(FATTY)).astype(np.float32)
     return out
 
 

@@ -11,7 +11,7 @@ from .acquisition import BLOCK, ORIENTATIONS, SIZES, acquire, draw_block_grid, d
 from .anatomy import VERTEBRAE, Anatomy, draw_anatomy
 from .lesions import draw_lesions, expand_cord, lesion_dicts
 from .plan import SubjectSpec
-from .render import Grid, render, research_t2_lut, tissue_luts
+from .render import Grid, render, research_t1_lut, research_t2_lut, tissue_luts
 
 
 @dataclass
@@ -130,7 +130,8 @@ def draw_subject(spec: SubjectSpec, seed: int, size: str = "full") -> Drawn:
     luts = tissue_luts(rng, look, spec.age)
     if block:
         lut2 = research_t2_lut(rng, luts[0], BLOCK.t2_gamma, BLOCK.t2_background, BLOCK.t2_soft_to_muscle)
-        luts = (lut2, *luts[1:])
+        lut1 = research_t1_lut(rng, luts[1], BLOCK.t1_background, BLOCK.t1_fat)
+        luts = (lut2, lut1, *luts[2:])
     return Drawn(rng, anat, lesions, look, info, g2, g1, motion, luts)
 
 
