@@ -301,6 +301,28 @@ def test_block_fraction_only_adds_the_acquisition():
         plan_cohort(10, 0, 1.5)
 
 
+def test_research_t1w_table_changes_only_the_blocks_t1w(monkeypatch):
+    """The gradient-echo T1w table draws from its own stream: with its factors at 1 (the clinical
+    table) a block subject's T2w, labels and T1w grid are the same bytes, and only the T1w's tissue
+    values move: its cord brighter against the image median."""
+    from imsct.phantom import subject as subject_module
+
+    spec = next(s for s in plan_cohort(12, 42, 0.5) if s.acquisition == "block")
+    research = make_subject(spec, 42, "small")
+    clinical_block = replace(subject_module.BLOCK, t1_background=(1.0, 1.0), t1_fat=(1.0, 1.0))
+    monkeypatch.setattr(subject_module, "BLOCK", clinical_block)
+    clinical = make_subject(spec, 42, "small")
+    assert np.array_equal(research.t2w, clinical.t2w) and np.array_equal(research.t1w_affine, clinical.t1w_affine)
+    assert all(np.array_equal(research.labels[k], clinical.labels[k]) for k in research.labels)
+    assert np.array_equal(research.t1w_tissue, clinical.t1w_tissue) and not np.array_equal(research.t1w, clinical.t1w)
+
+    def cord_over_median(d):
+        t1 = d.t1w.astype(np.float32)
+        return np.median(t1[d.t1w_tissue == CORD]) / np.median(t1)
+
+    assert cord_over_median(research) > 1.05 * cord_over_median(clinical)
+
+
 def test_block_subjects_are_isotropic_research_blocks(tmp_path):
     """A block subject: both scans isotropic 0.8-1 mm blocks of 40-80 mm each way around the cord,
     >= 9 mm of normal cord above and below the lesions, a heavily T2-weighted T2w where the cord

@@ -104,8 +104,9 @@ class BlockSpec:
     # A 3-D gradient-echo T1w: the real T1w's cord is 1.58x its image median (mostly muscle) and at its
     # 90th percentile (whole-image z-score 1.3), its brightest 1 % (fat) 1.9x; the clinical table gives
     # cord/muscle 1.38 and fat/muscle 2.3, so a block's cord sat at 0.9-1.6x its median (z -0.1-0.7)
-    # and its brightest 1 % at 2.1-3.5x. Tissues outside the dural sac times t1_background, fat and
-    # marrow times t1_fat on top: cord 1.4-1.9x (z 0.8-1.8), brightest 1 % 2.0-2.5x (6 blocks).
+    # and its brightest 1 % at 2.1-3.5x. Tissues outside the dural sac times t1_background, fat and bone
+    # marrow times t1_fat on top: cord 1.1-1.9x (z 0.3-1.6), brightest 1 % 1.9-3.1x (6 blocks; the
+    # brightest where an enhancing tumor fills much of the block).
     t1_background: tuple[float, float] = (0.75, 0.95)
     t1_fat: tuple[float, float] = (0.7, 0.9)
 

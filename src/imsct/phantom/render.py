@@ -87,7 +87,7 @@ def tissue_luts(rng: np.random.Generator, look: TumorAppearance, age: float):
 OUTSIDE_DURA = np.setdiff1d(np.arange(N_TISSUES), [AIR, BRAIN, CAVITY, CORD, CSF, EDEMA, HEMOSIDERIN, TUMOR, TUMOR_ENH])
 LIKE_MUSCLE = [SOFT, MARROW, POST_BONE]
 # and those a 3-D gradient-echo T1w shows less bright than a clinical spin-echo T1w
-FATTY = [FAT, EPIFAT, MARROW]
+FATTY = [FAT, EPIFAT, MARROW, POST_BONE]
 
 
 def research_t2_lut(rng: np.random.Generator, t2: np.ndarray, gamma, background, soft_to_muscle) -> np.ndarray:

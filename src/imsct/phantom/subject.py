@@ -130,7 +130,10 @@ def draw_subject(spec: SubjectSpec, seed: int, size: str = "full") -> Drawn:
     luts = tissue_luts(rng, look, spec.age)
     if block:
         lut2 = research_t2_lut(rng, luts[0], BLOCK.t2_gamma, BLOCK.t2_background, BLOCK.t2_soft_to_muscle)
-        lut1 = research_t1_lut(rng, luts[1], BLOCK.t1_background, BLOCK.t1_fat)
+        # its own stream, so that the T1w table is all it changes (the T2w and everything drawn after
+        # it are the same bytes as with the clinical T1w table)
+        lut1 = research_t1_lut(np.random.default_rng([seed, spec.index, 4]), luts[1], BLOCK.t1_background,
+                               BLOCK.t1_fat)
         luts = (lut2, lut1, *luts[2:])
     return Drawn(rng, anat, lesions, look, info, g2, g1, motion, luts)
 
