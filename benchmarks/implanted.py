@@ -44,9 +44,10 @@ def main(argv=None) -> int:
 
     pred = Predictor(args.models)
     draws = {}
-    for seed in args.seed:
+    seeds = list(dict.fromkeys(args.seed))  # a repeated seed is the same draw
+    for seed in seeds:
         with tempfile.TemporaryDirectory() as tmp:
-            root = Path(args.keep or tmp) / (f"seed-{seed}" if len(args.seed) > 1 else "")
+            root = Path(args.keep or tmp) / (f"seed-{seed}" if len(seeds) > 1 else "")
             bids = root / "implanted"
             truths = write_implanted_cohort(bids, args.n, seed, args.shared)
             rows = []
@@ -76,10 +77,11 @@ def main(argv=None) -> int:
         return "n/a" if v is None else f"{v:.3f}"
 
     columns = {f"seed {s}": d for s, d in draws.items()}
-    if len(draws) > 1:  # the mean over draws of each draw's mean (a class absent from a draw is skipped)
+    if len(draws) > 1:  # the mean over draws of each draw's mean; a class absent from a whole draw is skipped
         columns["mean"] = {c: float(np.mean(v)) if (v := [d[c] for d in draws.values() if d[c] is not None])
                            else None for c in CLASSES}
-    print(f"\nDice, mean over {args.n} implanted real-scan subjects per draw (models: {', '.join(args.models)})")
+    print(f"\nDice per draw: mean over its {args.n} implanted real-scan subjects that hold the class "
+          f"(models: {', '.join(args.models)})")
     print(f"{'class':<12}" + "".join(f"{k:>10}" for k in columns) + f"{'phantom test':>14}")
     for c in CLASSES:
         print(f"{c:<12}" + "".join(f"{cell(d[c]):>10}" for d in columns.values()) + f"{cell(phantom.get(c)):>14}")

@@ -1,5 +1,5 @@
 # Evaluation (paper section 2.6): per split, the test subjects' predictions against the ground
-# truth; then Table 4 over all splits, per tumor type, cascade vs single step.
+# truth; then Table 4 over all splits, per tumor type, per acquisition, cascade vs single step.
 
 
 rule evaluate:

@@ -63,6 +63,11 @@ def _table(df: pd.DataFrame, index: bool = True) -> str:
     return df.to_html(index=index, classes="t", border=0, na_rep="n/a", float_format=lambda v: f"{v:.3g}")
 
 
+def _read_table(path) -> pd.DataFrame:
+    """An evaluation table as written (``n/a`` stays text: read as NaN it would label a row "NaN")."""
+    return pd.read_csv(path, sep="\t", index_col=0, keep_default_na=False)
+
+
 def _mean_sd(s: pd.Series) -> str:
     s = pd.to_numeric(s, errors="coerce").dropna()
     return "n/a" if s.empty else f"{s.mean():.1f} ± {s.std():.1f}" if len(s) > 1 else f"{s.mean():.1f}"
@@ -254,18 +259,17 @@ def build_report(inp: ReportInputs, out_html, figures_dir=None) -> Path:
         "Training": training_section(inp.training_logs),
         "Table 4": ("<p>Cascaded model, test cases; mean over each split's test subjects, then mean ± std across "
                     f"{summary['splits']} split(s), in percent (paper Table 4).</p>"
-                    + _table(pd.read_csv(ev["table4"], sep="\t", index_col=0))),
-        "Per tumor type": ("<p>Dice (%), cascaded model.</p>"
-                           + _table(pd.read_csv(ev["per_type"], sep="\t", index_col=0))),
+                    + _table(_read_table(ev["table4"]))),
+        "Per tumor type": "<p>Dice (%), cascaded model.</p>" + _table(_read_table(ev["per_type"])),
         "Per acquisition": (
             "<p>Dice (%), cascaded model, per acquisition (synthetic cohort: clinical sagittal series and 3-D "
-            "research blocks; a cohort's own <code>acquisition</code> column in participants.tsv, else n/a).</p>"
-            + (_table(pd.read_csv(ev["per_acquisition"], sep="\t", index_col=0)) if ev.get("per_acquisition")
-               else "<p>n/a</p>")),
+            "research blocks; per participant, a cohort's own <code>acquisition</code> column in participants.tsv, "
+            "else n/a).</p>"
+            + (_table(_read_table(ev["per_acquisition"])) if ev.get("per_acquisition") else "<p>n/a</p>")),
         "Dice per class": _img(pngs["dice_boxplot"], "Dice per class across test cases and splits"),
         "Volume agreement": _img(pngs["volume_bland_altman"], "Predicted vs ground-truth volume"),
         "Cascade vs single step": (
-            _table(pd.read_csv(ev["cascade"], sep="\t", index_col=0))
+            _table(_read_table(ev["cascade"]))
             + "<p>The cascade crop held every ground-truth structure in "
               f"{'n/a' if inc is None else f'{100 * inc:.1f}%'} "
               f"of {summary['test_cases']} test cases (paper: 99.4%); cord localisation Dice against the 30 mm mask "
@@ -275,8 +279,7 @@ def build_report(inp: ReportInputs, out_html, figures_dir=None) -> Path:
             "with exclusive classes (a voxel above threshold in several of tumor, edema and cavity goes to the "
             "most specific: tumor, then cavity, then edema); <code>postprocess.exclusive</code> picks the one "
             "the model folders use.</p>"
-            + (_table(pd.read_csv(ev["postprocess"], sep="\t", index_col=0)) if ev.get("postprocess")
-               else "<p>n/a</p>")),
+            + (_table(_read_table(ev["postprocess"])) if ev.get("postprocess") else "<p>n/a</p>")),
         "Examples": examples_section(df, inp.subjects, inp.predictions),
     }
     return write_page("imsct report", "imsct: intramedullary spinal cord tumor segmentation",
