@@ -25,6 +25,36 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _dice_row(pred, bids: Path, truth: dict) -> dict:
+    """Segment one implanted subject as ``imsct segment`` does (registration included); Dice per class
+    against its implanted labels (None where the class is absent from both)."""
+    from imsct.classes import CLASSES, LESIONS
+    from imsct.evaluation.metrics import compare, voxel_volume_mm3
+    from imsct.inference.predictor import SegmentOptions
+    from imsct.io import load_image
+
+    sub = truth.get("participant_id") or truth.get("subject")
+    anat = bids / sub / "anat"
+    t2 = load_image(anat / f"{sub}_T2w.nii.gz")
+    seg = pred.segment(t2, load_image(anat / f"{sub}_ce-gad_T1w.nii.gz"), SegmentOptions())
+    lab = bids / "derivatives/labels" / sub / "anat"
+    gt = {c: np.asanyarray(load_image(lab / f"{sub}_T2w_label-{c}_mask.nii.gz").dataobj) > 0 for c in LESIONS}
+    gt["wholetumor"] = gt["tumor"] | gt["edema"] | gt["cavity"]
+    voxel = voxel_volume_mm3(t2.affine)
+    return {"subject": sub, "type": truth.get("tumor_type", "?"),
+            **{c: compare(gt[c], seg.masks[c] > 0, voxel)["dice"] for c in CLASSES}}
+
+
+def _mean_defined(values) -> float | None:
+    """Mean of the values that are defined (a class absent from a subject or a whole draw is skipped)."""
+    v = [x for x in values if x is not None]
+    return float(np.mean(v)) if v else None
+
+
+def _cell(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("models", nargs="+", help="model folder(s) (averaged, as imsct segment does)")
@@ -36,55 +66,34 @@ def main(argv=None) -> int:
     p.add_argument("--keep", help="write the implanted dataset(s) here instead of a temporary folder")
     args = p.parse_args(argv)
 
-    from imsct.classes import CLASSES, LESIONS
-    from imsct.evaluation.metrics import compare, voxel_volume_mm3
-    from imsct.inference.predictor import Predictor, SegmentOptions
-    from imsct.io import load_image
+    from imsct.classes import CLASSES
+    from imsct.inference.predictor import Predictor
     from imsct.phantom.implant import write_implanted_cohort
 
     pred = Predictor(args.models)
     draws = {}
-    seeds = list(dict.fromkeys(args.seed))  # a repeated seed is the same draw
-    for seed in seeds:
+    for seed in dict.fromkeys(args.seed):  # a repeated seed is the same draw
         with tempfile.TemporaryDirectory() as tmp:
-            root = Path(args.keep or tmp) / (f"seed-{seed}" if len(seeds) > 1 else "")
-            bids = root / "implanted"
+            bids = Path(args.keep or tmp) / (f"seed-{seed}" if len(set(args.seed)) > 1 else "") / "implanted"
             truths = write_implanted_cohort(bids, args.n, seed, args.shared)
             rows = []
             for truth in truths:
-                sub = truth.get("participant_id") or truth.get("subject")
-                anat = bids / sub / "anat"
-                t2 = load_image(anat / f"{sub}_T2w.nii.gz")
-                seg = pred.segment(t2, load_image(anat / f"{sub}_ce-gad_T1w.nii.gz"), SegmentOptions())
-                lab = bids / "derivatives/labels" / sub / "anat"
-                gt = {c: np.asanyarray(load_image(lab / f"{sub}_T2w_label-{c}_mask.nii.gz").dataobj) > 0
-                      for c in LESIONS}
-                gt["wholetumor"] = gt["tumor"] | gt["edema"] | gt["cavity"]
-                voxel = voxel_volume_mm3(t2.affine)
-                row = {"subject": sub, "type": truth.get("tumor_type", "?")}
-                for c in CLASSES:
-                    row[c] = compare(gt[c], seg.masks[c] > 0, voxel)["dice"]
-                rows.append(row)
-                print(f"seed {seed} {sub} {row['type']:<17}" + " ".join(
-                    f"{c} {'  n/a' if row[c] is None else f'{row[c]:.3f}'}" for c in CLASSES), flush=True)
-        draws[seed] = {c: float(np.mean(v)) if (v := [r[c] for r in rows if r[c] is not None]) else None
-                       for c in CLASSES}
+                rows.append(row := _dice_row(pred, bids, truth))
+                print(f"seed {seed} {row['subject']} {row['type']:<17}"
+                      + " ".join(f"{c} {_cell(row[c]):>5}" for c in CLASSES), flush=True)
+        draws[seed] = {c: _mean_defined(r[c] for r in rows) for c in CLASSES}
     phantom = {}
     if Path(args.summary).is_file():
         phantom = json.loads(Path(args.summary).read_text()).get("dice_mean", {})
 
-    def cell(v):
-        return "n/a" if v is None else f"{v:.3f}"
-
     columns = {f"seed {s}": d for s, d in draws.items()}
     if len(draws) > 1:  # the mean over draws of each draw's mean; a class absent from a whole draw is skipped
-        columns["mean"] = {c: float(np.mean(v)) if (v := [d[c] for d in draws.values() if d[c] is not None])
-                           else None for c in CLASSES}
+        columns["mean"] = {c: _mean_defined(d[c] for d in draws.values()) for c in CLASSES}
     print(f"\nDice per draw: mean over its {args.n} implanted real-scan subjects that hold the class "
           f"(models: {', '.join(args.models)})")
     print(f"{'class':<12}" + "".join(f"{k:>10}" for k in columns) + f"{'phantom test':>14}")
     for c in CLASSES:
-        print(f"{c:<12}" + "".join(f"{cell(d[c]):>10}" for d in columns.values()) + f"{cell(phantom.get(c)):>14}")
+        print(f"{c:<12}" + "".join(f"{_cell(d[c]):>10}" for d in columns.values()) + f"{_cell(phantom.get(c)):>14}")
     return 0
 
 

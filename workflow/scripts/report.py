@@ -6,8 +6,8 @@ from imsct.logs import snakemake_log
 smk = snakemake  # noqa: F821 - injected by Snakemake
 log = snakemake_log(smk)
 inp, p = smk.input, smk.params
-evaluation = {k: getattr(inp, k) for k in ("metrics", "table4", "per_type", "per_acquisition", "cascade", "summary",
-                                       "postprocess")}
+tables = ("metrics", "table4", "per_type", "per_acquisition", "cascade", "summary", "postprocess")
+evaluation = {k: getattr(inp, k) for k in tables}
 report = ReportInputs(participants=inp.cohort, grids=list(p.grids), registration=inp.registration,
                       training_logs=p.training_logs, evaluation=evaluation, subjects=p.subjects,
                       predictions=p.predictions)

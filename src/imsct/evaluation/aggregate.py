@@ -53,7 +53,8 @@ def table4(df: pd.DataFrame, mode: str = "cascade") -> pd.DataFrame:
 def per_group(df: pd.DataFrame, by: str, mode: str = "cascade", metric: str = "dice") -> pd.DataFrame:
     """``metric`` per value of the subject column ``by`` (rows: tumor type, acquisition) and class
     (columns), mean ± std across splits, percent; first column the number of test cases."""
-    sub = df[df["mode"] == mode].assign(**{by: df[by].fillna("n/a") if by in df else "n/a"})
+    sub = df[df["mode"] == mode]
+    sub = sub.assign(**{by: sub[by].fillna("n/a") if by in sub else "n/a"})
     a = across_splits(sub, [by, "class"], (metric,))
     out = a.reset_index().pivot(index=by, columns="class", values=["mean", "std"])
     table = pd.DataFrame(index=out.index, columns=[c for c in CLASSES if c in out["mean"].columns])
@@ -166,8 +167,8 @@ def to_markdown(table: pd.DataFrame, index_name: str = "") -> str:
 def write_tables(split_tsvs: list[str], out: dict[str, str], train_logs: list[str] | None = None) -> dict:
     """Read the per-split evaluation tables; write the long table (``metrics``), Table 4 (``table4``),
     per tumor type (``per_type``), per acquisition (``per_acquisition``, where given), cascade vs
-    single (``cascade``), all of them as Markdown
-    (``markdown``) and the cascade summary (``summary``, JSON)."""
+    single (``cascade``), all of them as Markdown (``markdown``) and the cascade summary (``summary``,
+    JSON)."""
     from ..io import write_json, write_text, write_tsv
 
     df = pd.concat([pd.read_csv(p, sep="\t", dtype={"split": str, "subject": str}) for p in split_tsvs],
