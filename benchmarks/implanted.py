@@ -7,9 +7,13 @@ folders through ``imsct segment``'s code path (registration included), and print
 beside the workflow's phantom test Dice (``results/evaluation/summary.json``) when it exists.
 
     python benchmarks/implanted.py results/models/split-*/onnx [--n 8] [--seed 7 [8 9 ...]] [--summary SUMMARY_JSON]
+                                   [--t2w-only]
 
 With several seeds (several draws of lesions into the same real pair), it prints each draw's mean
 and the mean over draws: one draw of 8 lesions moves the whole-tumor Dice by several hundredths.
+``--t2w-only`` segments every subject a second time from its T2w alone (the T1w channel zeros, as
+``imsct segment`` without ``--t1``) and prints those Dice beside: how much the real T1w helps or
+misleads phantom-trained models.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _dice_row(pred, bids: Path, truth: dict) -> dict:
-    """Segment one implanted subject as ``imsct segment`` does (registration included); Dice per class
-    against its implanted labels (None where the class is absent from both)."""
+def _dice_row(pred, bids: Path, truth: dict, with_t1: bool = True) -> dict:
+    """Segment one implanted subject as ``imsct segment`` does (registration included; ``with_t1``
+    False: from its T2w alone); Dice per class against its implanted labels (None where the class is
+    absent from both)."""
     from imsct.classes import CLASSES, LESIONS
     from imsct.evaluation.metrics import compare, voxel_volume_mm3
     from imsct.inference.predictor import SegmentOptions
@@ -36,7 +41,8 @@ def _dice_row(pred, bids: Path, truth: dict) -> dict:
     sub = truth.get("participant_id") or truth.get("subject")
     anat = bids / sub / "anat"
     t2 = load_image(anat / f"{sub}_T2w.nii.gz")
-    seg = pred.segment(t2, load_image(anat / f"{sub}_ce-gad_T1w.nii.gz"), SegmentOptions())
+    t1 = load_image(anat / f"{sub}_ce-gad_T1w.nii.gz") if with_t1 else None
+    seg = pred.segment(t2, t1, SegmentOptions())
     lab = bids / "derivatives/labels" / sub / "anat"
     gt = {c: np.asanyarray(load_image(lab / f"{sub}_T2w_label-{c}_mask.nii.gz").dataobj) > 0 for c in LESIONS}
     gt["wholetumor"] = gt["tumor"] | gt["edema"] | gt["cavity"]
@@ -64,6 +70,8 @@ def main(argv=None) -> int:
     p.add_argument("--summary", default=str(REPO / "results/evaluation/summary.json"),
                    help="the workflow's evaluation summary, for the phantom Dice beside")
     p.add_argument("--keep", help="write the implanted dataset(s) here instead of a temporary folder")
+    p.add_argument("--t2w-only", action="store_true",
+                   help="also segment every subject from its T2w alone and print those Dice beside")
     args = p.parse_args(argv)
 
     from imsct.classes import CLASSES
@@ -71,29 +79,36 @@ def main(argv=None) -> int:
     from imsct.phantom.implant import write_implanted_cohort
 
     pred = Predictor(args.models)
+    modes = {"": True, " T2w only": False} if args.t2w_only else {"": True}
     draws = {}
     for seed in dict.fromkeys(args.seed):  # a repeated seed is the same draw
         with tempfile.TemporaryDirectory() as tmp:
             bids = Path(args.keep or tmp) / (f"seed-{seed}" if len(set(args.seed)) > 1 else "") / "implanted"
             truths = write_implanted_cohort(bids, args.n, seed, args.shared)
-            rows = []
+            rows = {mode: [] for mode in modes}
             for truth in truths:
-                rows.append(row := _dice_row(pred, bids, truth))
-                print(f"seed {seed} {row['subject']} {row['type']:<17}"
-                      + " ".join(f"{c} {_cell(row[c]):>5}" for c in CLASSES), flush=True)
-        draws[seed] = {c: _mean_defined(r[c] for r in rows) for c in CLASSES}
+                for mode, with_t1 in modes.items():
+                    rows[mode].append(row := _dice_row(pred, bids, truth, with_t1))
+                    print(f"seed {seed}{mode} {row['subject']} {row['type']:<17}"
+                          + " ".join(f"{c} {_cell(row[c]):>5}" for c in CLASSES), flush=True)
+        for mode in modes:
+            draws.setdefault(mode, {})[seed] = {c: _mean_defined(r[c] for r in rows[mode]) for c in CLASSES}
     phantom = {}
     if Path(args.summary).is_file():
         phantom = json.loads(Path(args.summary).read_text()).get("dice_mean", {})
 
-    columns = {f"seed {s}": d for s, d in draws.items()}
-    if len(draws) > 1:  # the mean over draws of each draw's mean; a class absent from a whole draw is skipped
-        columns["mean"] = {c: _mean_defined(d[c] for d in draws.values()) for c in CLASSES}
+    columns = {}
+    for mode, per_seed in draws.items():
+        columns.update({f"seed {s}{mode}": d for s, d in per_seed.items()})
+        if len(per_seed) > 1:  # the mean over draws of each draw's mean; a class absent from a whole draw is skipped
+            columns[f"mean{mode}"] = {c: _mean_defined(d[c] for d in per_seed.values()) for c in CLASSES}
     print(f"\nDice per draw: mean over its {args.n} implanted real-scan subjects that hold the class "
           f"(models: {', '.join(args.models)})")
-    print(f"{'class':<12}" + "".join(f"{k:>10}" for k in columns) + f"{'phantom test':>14}")
+    width = max(10, *(len(k) + 2 for k in columns))
+    print(f"{'class':<12}" + "".join(f"{k:>{width}}" for k in columns) + f"{'phantom test':>14}")
     for c in CLASSES:
-        print(f"{c:<12}" + "".join(f"{_cell(d[c]):>10}" for d in columns.values()) + f"{_cell(phantom.get(c)):>14}")
+        print(f"{c:<12}" + "".join(f"{_cell(d[c]):>{width}}" for d in columns.values())
+              + f"{_cell(phantom.get(c)):>14}")
     return 0
 
 
