@@ -81,9 +81,10 @@ def main(argv=None) -> int:
     pred = Predictor(args.models)
     modes = {"": True, " T2w only": False} if args.t2w_only else {"": True}
     draws = {}
-    for seed in dict.fromkeys(args.seed):  # a repeated seed is the same draw
+    seeds = list(dict.fromkeys(args.seed))  # a repeated seed is the same draw
+    for seed in seeds:
         with tempfile.TemporaryDirectory() as tmp:
-            bids = Path(args.keep or tmp) / (f"seed-{seed}" if len(set(args.seed)) > 1 else "") / "implanted"
+            bids = Path(args.keep or tmp) / (f"seed-{seed}" if len(seeds) > 1 else "") / "implanted"
             truths = write_implanted_cohort(bids, args.n, seed, args.shared)
             rows = {mode: [] for mode in modes}
             for truth in truths:
