@@ -301,6 +301,46 @@ def test_block_fraction_only_adds_the_acquisition():
         plan_cohort(10, 0, 1.5)
 
 
+def test_narrow_fraction_only_marks_subjects():
+    """`narrow_fraction` marks subjects from a stream of their own: the rest of the plan is as without
+    it, and a subject's mark does not depend on the cohort's size."""
+    plain = plan_cohort(40, 42, 0.25)
+    marked = plan_cohort(40, 42, 0.25, 0.3)
+    assert not any(s.narrow for s in plain)
+    assert [replace(s, narrow=False) for s in marked] == plain
+    assert 6 <= sum(s.narrow for s in marked) <= 18
+    assert [s.narrow for s in plan_cohort(20, 42, 0.25, 0.3)] == [s.narrow for s in marked[:20]]
+    assert all(s.narrow for s in plan_cohort(10, 42, 0, 1.0))
+    with pytest.raises(ValueError, match="narrow_fraction"):
+        plan_cohort(10, 0, 0, -0.1)
+
+
+def test_narrow_lesions_barely_widen_the_cord():
+    """A narrow subject's tumor and cavity are held within the cord's own width: its cord's
+    cross-section grows at most 2.5-fold (edema swelling and the rim included) where the widened-cord
+    version of the same draw grows it far more, and its cavity, long and thin, holds less."""
+    from imsct.phantom.anatomy import draw_anatomy
+    from imsct.phantom.subject import draw_subject
+
+    checked = 0
+    for spec in plan_cohort(24, 42, 0.25):
+        if not spec.has_cavity or spec.tumor_region == "lumbar":
+            continue
+        native = draw_anatomy(np.random.default_rng([42, spec.index]), spec.age, spec.sex)  # before expand_cord
+        area = native.cord_rx * native.cord_ry
+        rows = area > 0.5 * np.median(area[area > 0])  # not the tapering conus
+        growth = {}
+        for kind, s in (("wide", spec), ("thin", replace(spec, narrow=True))):
+            a = draw_subject(s, 42, "small").anat
+            growth[kind] = float(np.max(a.cord_rx[rows] * a.cord_ry[rows] / area[rows]))
+        assert growth["thin"] <= 2.5 and growth["thin"] < growth["wide"], (spec.participant_id, growth)
+        vols = {k: realised_volumes(s, 42, "small")["volumes_cm3"]["cavity"]
+                for k, s in (("wide", spec), ("thin", replace(spec, narrow=True)))}
+        assert 0 < vols["thin"] < vols["wide"], (spec.participant_id, vols)
+        checked += 1
+    assert checked >= 10
+
+
 def test_research_t1w_table_changes_only_the_blocks_t1w(monkeypatch):
     """The gradient-echo T1w table draws from its own stream: with its factors at 1 (the clinical
     table) a block subject's T2w, labels and T1w grid are the same bytes, and only the T1w's tissue
@@ -356,3 +396,17 @@ def test_block_subjects_are_isotropic_research_blocks(tmp_path):
     paths = generate_subject(tmp_path, blocks[0], 42, "small", Naming())
     assert json.loads(paths["t2w"].with_name(paths["t2w"].name.replace(".nii.gz", ".json")).read_text())[
         "MRAcquisitionType"] == "3D"
+
+
+def test_cli_narrow_fraction_is_recorded(tmp_path):
+    """`imsct phantom --narrow-fraction` reaches the subjects: the dataset counts them and each truth
+    JSON says which lesions were held within the cord's width."""
+    from imsct.cli import main
+
+    out = tmp_path / "bids"
+    args = ["--subjects", "2", "--seed", "5", "--size", "small", "--narrow-fraction", "1"]
+    assert main(["phantom", str(out), *args]) == 0
+    assert json.loads((out / "dataset_description.json").read_text())["imsct"]["narrow_subjects"] == 2
+    for sub in ("sub-001", "sub-002"):
+        truth = json.loads((out / "derivatives/phantom" / sub / f"{sub}_truth.json").read_text())
+        assert truth["lesion_model"]["narrow"] is True

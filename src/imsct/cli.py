@@ -30,7 +30,7 @@ def cmd_phantom(args) -> int:
     from .phantom.followup import write_sessions
 
     out = Path(args.out_dir)
-    specs = plan_cohort(args.subjects, args.seed, args.block_fraction)
+    specs = plan_cohort(args.subjects, args.seed, args.block_fraction, args.narrow_fraction)
     if args.only:
         wanted = set(args.only)
         unknown = wanted - {s.participant_id for s in specs}
@@ -286,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--size", choices=("full", "small"), default="full")
     ph.add_argument("--block-fraction", type=float, default=0.0,
                     help="share of subjects acquired as 3-D research blocks around the cord (0: the paper's cohort)")
+    ph.add_argument("--narrow-fraction", type=float, default=0.0,
+                    help="each subject's chance of lesions held within the cord's width (0: the cord always widens)")
     ph.add_argument("--qc", action="store_true", help="write a PNG montage per subject")
     ph.add_argument("--only", nargs="+", metavar="SUB", help="generate only these participant ids")
     ph.add_argument("--jobs", type=int, default=1, help="parallel processes")

@@ -49,6 +49,7 @@ if SYNTHETIC:
             config["synthetic"]["subjects"],
             config["synthetic"]["seed"],
             config["synthetic"]["block_fraction"],
+            config["synthetic"]["narrow_fraction"],
         )
     }
     SUBJECTS = list(SPECS)

@@ -12,6 +12,7 @@ rule phantom_dataset:
         seed=config["synthetic"]["seed"],
         size=config["synthetic"]["size"],
         block_fraction=config["synthetic"]["block_fraction"],
+        narrow_fraction=config["synthetic"]["narrow_fraction"],
         inputs=config["inputs"],
     script:
         "../scripts/phantom_dataset.py"
@@ -43,6 +44,7 @@ for batch, keys in PHANTOM_BATCHES.items():
             seed=config["synthetic"]["seed"],
             size=config["synthetic"]["size"],
             block_fraction=config["synthetic"]["block_fraction"],
+            narrow_fraction=config["synthetic"]["narrow_fraction"],
             inputs=config["inputs"],
         script:
             "../scripts/phantom_batch.py"

@@ -6,7 +6,7 @@ from imsct.phantom.cohort import generate_subject, plan_cohort
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 p = smk.params
-specs = {s.participant_id[4:]: s for s in plan_cohort(p.subjects, p.seed, p.block_fraction)}
+specs = {s.participant_id[4:]: s for s in plan_cohort(p.subjects, p.seed, p.block_fraction, p.narrow_fraction)}
 naming = Naming.from_config(p.inputs)
 root = Path(smk.output.subjects[0]).parent  # the first subject's first folder: <dataset>/sub-XXX
 

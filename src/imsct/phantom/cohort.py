@@ -39,7 +39,8 @@ def write_dataset_files(out: Path, specs: list[SubjectSpec], seed: int, size: st
     write_json({"Name": "imsct synthetic IMSCT cohort", "BIDSVersion": "1.9.0", "DatasetType": "raw",
                 "GeneratedBy": [{"Name": "imsct phantom", "Version": __version__}],
                 "imsct": {"seed": seed, "size": size, "subjects": len(specs),
-                          "block_subjects": sum(s.acquisition == "block" for s in specs)}},
+                          "block_subjects": sum(s.acquisition == "block" for s in specs),
+                          "narrow_subjects": sum(s.narrow for s in specs)}},
                out / "dataset_description.json")
     for deriv, desc in ((naming.labels_dir, "Ground-truth labels"), ("derivatives/phantom", "Phantom truth")):
         write_json({"Name": desc, "BIDSVersion": "1.9.0", "DatasetType": "derivative",

@@ -33,6 +33,7 @@ from ..io import load_image, save_nifti, write_json, write_text, write_tsv
 from .anatomy import DZ, Anatomy
 from .lesions import (
     ADULT_CORD_RXRY,
+    CORD_RIM_MM,
     Lesion,
     TumorAppearance,
     _fit_extent,
@@ -46,7 +47,6 @@ from .subject import SubjectSpec, _exclusive_labels
 
 SUPERSAMPLE = 3  # samples per voxel axis for partial volume
 MARGIN_MM = 10.0  # normal cord kept above and below the lesions (inside the cord's extent)
-CORD_RIM_MM = 0.8  # tumor and cavity stay this far inside the real cord
 STRETCH = (0.15, 0.35)  # cord expansion (radius) where the lesion fills the cord
 
 

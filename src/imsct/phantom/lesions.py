@@ -62,6 +62,7 @@ SHAPE = {
 }
 ADULT_CORD_RXRY = 18.6  # median native cord_rx * cord_ry (mm2) of an adult between C1 and the conus
 Z_TOP = 5.0  # lesions reach the medulla at most (z = 0 is the top of C1)
+CORD_RIM_MM = 0.8  # cord tissue kept around tumor and cavity
 
 
 def z_integral(pz: float) -> float:
@@ -166,7 +167,7 @@ def expand_cord(anat: Anatomy, lesions: list[Lesion]) -> None:
             continue
         p = les.profile(zs)
         m = les.modulation(zs)
-        rim = (np.where(has_cord, 0.8, 0.0) + extra_rim) * (p > 0)
+        rim = (np.where(has_cord, CORD_RIM_MM, 0.0) + extra_rim) * (p > 0)
         need_x = np.maximum(need_x, np.where(p > 0, abs(les.ox) + les.ax * m * p * 1.1 + rim, 0))
         need_y = np.maximum(need_y, np.where(p > 0, abs(les.oy) + les.ay * m * p * 1.1 + rim, 0))
     need_x = np.maximum(need_x, rx0 * swell)
@@ -466,6 +467,17 @@ def build_complex(
     return lesions, look
 
 
+def _cord_half_widths(anat: Anatomy, z_t: float, reach: float = 15.0) -> tuple[float, float] | None:
+    """The cord's narrowest half widths (right-left, anterior-posterior; mm) within ``reach`` mm of
+    ``z_t``, less the rim of cord tissue :func:`expand_cord` keeps around a lesion; None where there
+    is no cord (a tumor below the conus forms the intradural mass, whatever its width)."""
+    i = anat.idx(np.linspace(z_t - reach, z_t + reach, 16))
+    i = i[anat.cord_rx[i] > 0]
+    if not len(i):
+        return None
+    return float(anat.cord_rx[i].min()) - CORD_RIM_MM, float(anat.cord_ry[i].min()) - CORD_RIM_MM
+
+
 def draw_lesions(
     rng: np.random.Generator,
     anat: Anatomy,
@@ -476,10 +488,13 @@ def draw_lesions(
     has_cavity: bool | None = None,
     quantiles: tuple[float, float, float] | None = None,
     max_extent: float | None = None,
+    narrow: bool = False,
 ) -> tuple[list[Lesion], TumorAppearance, dict]:
     """Draw one subject's lesion complex. ``has_edema`` / ``has_cavity`` / ``quantiles`` (tumor,
     edema, cavity volume quantiles) come from the cohort plan, drawn here when not given.
-    ``max_extent`` (mm): shrink the complex along z to fit (small fields of view).
+    ``max_extent`` (mm): shrink the complex along z to fit (small fields of view). ``narrow``: hold
+    tumor and cavity within the cord's own width around the tumor (less its 0.8 mm rim), as a thin
+    syrinx or a small tumor in a cord of normal calibre; the volumes then come from length alone.
 
     Returns the lesions, the tumor appearance and a record (grade, volumes drawn and designed)."""
     if tumor_type == "astrocytoma" and grade is None:
@@ -505,7 +520,8 @@ def draw_lesions(
         z_t = rng.uniform(bottom + 10, top - 10)
     # cavities and edema stay in the cord, above the conus; lumbar tumors may sit below it
     lesions, look = build_complex(rng, anat, tumor_type, grade, targets, z_t, anat.z_conus + 2.0, Z_TOP,
-                                  _cord_scale(anat), tumor_below=region == "lumbar")
+                                  _cord_scale(anat), tumor_below=region == "lumbar",
+                                  max_half=_cord_half_widths(anat, z_t) if narrow else None)
     z_scale = {"tumor": 1.0, "edema_cavity": 1.0}
     if max_extent is not None:
         z_scale = _fit_extent(lesions, max_extent)
@@ -513,6 +529,7 @@ def draw_lesions(
     expand_cord(a, lesions)
     info = {
         "tumor_grade": grade,
+        "narrow": bool(narrow),
         "quantiles": [round(float(x), 4) for x in u],
         "drawn_cm3": {c: round(v, 4) for c, v in targets.items()},
         "z_scale": {k: round(v, 4) for k, v in z_scale.items()},

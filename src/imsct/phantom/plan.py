@@ -36,6 +36,7 @@ class SubjectSpec:
     has_cavity: bool | None = None
     volume_quantiles: tuple[float, float, float] | None = None  # tumor, edema, cavity
     acquisition: str = "sagittal"  # "sagittal": clinical 2-D series (the paper's); "block": 3-D research block
+    narrow: bool = False  # lesions held within the cord's own width (cord not expanded around them)
 
 
 def p_edema(tumor_type: str, grade: str | None) -> float:
@@ -70,14 +71,17 @@ def _quota(n: int, weights: dict[str, float]) -> list[str]:
     return [k for k in weights for _ in range(counts[k])]
 
 
-def plan_cohort(n: int, seed: int, block_fraction: float = 0.0) -> list[SubjectSpec]:
+def plan_cohort(n: int, seed: int, block_fraction: float = 0.0, narrow_fraction: float = 0.0) -> list[SubjectSpec]:
     """``block_fraction``: share of subjects acquired as a 3-D research block around the cord
     (:class:`~imsct.phantom.acquisition.BlockSpec`) instead of the paper's clinical sagittal series;
-    0 (the paper's cohort) leaves the plan as it always was."""
+    ``narrow_fraction``: each subject's chance that its lesions stay within the cord's own width
+    (thin syrinx, small tumor, the cord barely expanded) instead of widening it as their volumes
+    ask. 0 for both (the paper's cohort) leaves the plan as it always was."""
     if n < 1:
         raise ValueError(f"--subjects must be at least 1, got {n}")
-    if not 0.0 <= block_fraction <= 1.0:
-        raise ValueError(f"block_fraction must be within [0, 1], got {block_fraction}")
+    for name, value in (("block_fraction", block_fraction), ("narrow_fraction", narrow_fraction)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be within [0, 1], got {value}")
     rng = np.random.default_rng([seed, 0])
     types = rng.permutation(_quota(n, TYPE_COUNTS))
     n_lumbar = int(round(n * LUMBAR_FRACTION))
@@ -97,7 +101,18 @@ def plan_cohort(n: int, seed: int, block_fraction: float = 0.0) -> list[SubjectS
         specs.append(SubjectSpec(i + 1, f"sub-{i + 1:03d}", t, sex, age, region, bool(large[i])))
     _plan_lesions(specs, seed)
     _plan_blocks(specs, seed, block_fraction)
+    _plan_narrow(specs, seed, narrow_fraction)
     return specs
+
+
+def _plan_narrow(specs: list[SubjectSpec], seed: int, fraction: float) -> None:
+    """Which subjects have narrow lesions: each with probability ``fraction``, from its own stream per
+    subject (the rest of the plan is as without, and a subject's draw does not depend on the cohort's
+    size)."""
+    if fraction <= 0:
+        return
+    for s in specs:
+        s.narrow = bool(np.random.default_rng([seed, s.index, 6]).uniform() < fraction)
 
 
 def _plan_blocks(specs: list[SubjectSpec], seed: int, fraction: float) -> None:

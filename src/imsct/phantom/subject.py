@@ -113,7 +113,7 @@ def draw_subject(spec: SubjectSpec, seed: int, size: str = "full") -> Drawn:
     gspec, grid_fn = (BLOCK, draw_block_grid) if block else (SIZES[size], draw_grid)
     lesions, look, info = draw_lesions(
         rng, anat, spec.tumor_type, spec.tumor_region, spec.tumor_grade, spec.has_edema, spec.has_cavity,
-        spec.volume_quantiles, gspec.max_lesion_extent)
+        spec.volume_quantiles, gspec.max_lesion_extent, narrow=spec.narrow)
     expand_cord(anat, lesions)
     extents = [les.zrange() for les in lesions]
     cover = (min(e[0] for e in extents), max(e[1] for e in extents))
