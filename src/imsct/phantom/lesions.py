@@ -469,10 +469,11 @@ def build_complex(
 
 def _cord_half_widths(anat: Anatomy, z_t: float, reach: float = 15.0) -> tuple[float, float] | None:
     """The cord's narrowest half widths (right-left, anterior-posterior; mm) within ``reach`` mm of
-    ``z_t``, less the rim of cord tissue :func:`expand_cord` keeps around a lesion; None where there
-    is no cord (a tumor below the conus forms the intradural mass, whatever its width)."""
+    ``z_t``, less the rim of cord tissue :func:`expand_cord` keeps around a lesion, over the rows of
+    normal calibre (not the conus's tapering tip, which would leave no width); None where the window
+    has none (a tumor at or below the conus: it keeps its drawn widths)."""
     i = anat.idx(np.linspace(z_t - reach, z_t + reach, 16))
-    i = i[anat.cord_rx[i] > 0]
+    i = i[anat.cord_rx[i] > 0.5 * np.median(anat.cord_rx[anat.cord_rx > 0])]
     if not len(i):
         return None
     return float(anat.cord_rx[i].min()) - CORD_RIM_MM, float(anat.cord_ry[i].min()) - CORD_RIM_MM
@@ -519,9 +520,9 @@ def draw_lesions(
             top = anat.body_top[1]  # C2 and below
         z_t = rng.uniform(bottom + 10, top - 10)
     # cavities and edema stay in the cord, above the conus; lumbar tumors may sit below it
+    max_half = _cord_half_widths(anat, z_t) if narrow else None
     lesions, look = build_complex(rng, anat, tumor_type, grade, targets, z_t, anat.z_conus + 2.0, Z_TOP,
-                                  _cord_scale(anat), tumor_below=region == "lumbar",
-                                  max_half=_cord_half_widths(anat, z_t) if narrow else None)
+                                  _cord_scale(anat), tumor_below=region == "lumbar", max_half=max_half)
     z_scale = {"tumor": 1.0, "edema_cavity": 1.0}
     if max_extent is not None:
         z_scale = _fit_extent(lesions, max_extent)
@@ -529,7 +530,7 @@ def draw_lesions(
     expand_cord(a, lesions)
     info = {
         "tumor_grade": grade,
-        "narrow": bool(narrow),
+        "narrow": max_half is not None,
         "quantiles": [round(float(x), 4) for x in u],
         "drawn_cm3": {c: round(v, 4) for c, v in targets.items()},
         "z_scale": {k: round(v, 4) for k, v in z_scale.items()},

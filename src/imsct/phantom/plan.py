@@ -36,7 +36,7 @@ class SubjectSpec:
     has_cavity: bool | None = None
     volume_quantiles: tuple[float, float, float] | None = None  # tumor, edema, cavity
     acquisition: str = "sagittal"  # "sagittal": clinical 2-D series (the paper's); "block": 3-D research block
-    narrow: bool = False  # lesions held within the cord's own width (cord not expanded around them)
+    narrow: bool = False  # tumor and cavity held within the cord's own width (the cord barely widened)
 
 
 def p_edema(tumor_type: str, grade: str | None) -> float:
@@ -107,12 +107,13 @@ def plan_cohort(n: int, seed: int, block_fraction: float = 0.0, narrow_fraction:
 
 def _plan_narrow(specs: list[SubjectSpec], seed: int, fraction: float) -> None:
     """Which subjects have narrow lesions: each with probability ``fraction``, from its own stream per
-    subject (the rest of the plan is as without, and a subject's draw does not depend on the cohort's
-    size)."""
+    subject (the rest of the plan is as without); never a lumbar one, whose tumor at the conus or below
+    it has no normal-calibre cord to fit (held to it, it would shrink to a few hundredths of a cm3)."""
     if fraction <= 0:
         return
     for s in specs:
-        s.narrow = bool(np.random.default_rng([seed, s.index, 6]).uniform() < fraction)
+        drawn = np.random.default_rng([seed, s.index, 6]).uniform() < fraction
+        s.narrow = bool(drawn) and s.tumor_region != "lumbar"
 
 
 def _plan_blocks(specs: list[SubjectSpec], seed: int, fraction: float) -> None:
