@@ -17,14 +17,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import _paper_size_model_folder, print_table  # noqa: E402
 
 
 def _timed(path: str, x: np.ndarray, threads: int) -> tuple[float, np.ndarray]:
-    import onnxruntime as ort
-
     o = ort.SessionOptions()
     o.intra_op_num_threads = threads
     s = ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
@@ -60,8 +59,6 @@ def main(argv=None) -> int:
 
             def get_next(self):
                 return next(self.feed, None)
-
-        import onnxruntime as ort
 
         name = ort.InferenceSession(fp32, providers=["CPUExecutionProvider"]).get_inputs()[0].name
         dyn, stat = str(tmp / "cord_int8_dynamic.onnx"), str(tmp / "cord_int8_static.onnx")
