@@ -7,13 +7,14 @@ folders through ``imsct segment``'s code path (registration included), and print
 beside the workflow's phantom test Dice (``results/evaluation/summary.json``) when it exists.
 
     python benchmarks/implanted.py results/models/split-*/onnx [--n 8] [--seed 7 [8 9 ...]] [--summary SUMMARY_JSON]
-                                   [--t2w-only]
+                                   [--t2w-only] [--tta]
 
 With several seeds (several draws of lesions into the same real pair), it prints each draw's mean
 and the mean over draws: one draw of 8 lesions moves the whole-tumor Dice by several hundredths.
 ``--t2w-only`` segments every subject a second time from its T2w alone (the T1w channel zeros, as
 ``imsct segment`` without ``--t1``) and prints those Dice beside: how much the real T1w helps or
-misleads phantom-trained models.
+misleads phantom-trained models. ``--tta`` segments with mirror test-time augmentation (``imsct
+segment --tta``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _dice_row(pred, bids: Path, truth: dict, with_t1: bool = True) -> dict:
+def _dice_row(pred, bids: Path, truth: dict, with_t1: bool = True, tta: bool = False) -> dict:
     """Segment one implanted subject as ``imsct segment`` does (registration included; ``with_t1``
     False: from its T2w alone); Dice per class against its implanted labels (None where the class is
     absent from both)."""
@@ -42,7 +43,7 @@ def _dice_row(pred, bids: Path, truth: dict, with_t1: bool = True) -> dict:
     anat = bids / sub / "anat"
     t2 = load_image(anat / f"{sub}_T2w.nii.gz")
     t1 = load_image(anat / f"{sub}_ce-gad_T1w.nii.gz") if with_t1 else None
-    seg = pred.segment(t2, t1, SegmentOptions())
+    seg = pred.segment(t2, t1, SegmentOptions(tta=tta))
     lab = bids / "derivatives/labels" / sub / "anat"
     gt = {c: np.asanyarray(load_image(lab / f"{sub}_T2w_label-{c}_mask.nii.gz").dataobj) > 0 for c in LESIONS}
     gt["wholetumor"] = gt["tumor"] | gt["edema"] | gt["cavity"]
@@ -72,6 +73,7 @@ def main(argv=None) -> int:
     p.add_argument("--keep", help="write the implanted dataset(s) here instead of a temporary folder")
     p.add_argument("--t2w-only", action="store_true",
                    help="also segment every subject from its T2w alone and print those Dice beside")
+    p.add_argument("--tta", action="store_true", help="mirror test-time augmentation (imsct segment --tta)")
     args = p.parse_args(argv)
 
     from imsct.classes import CLASSES
@@ -89,7 +91,7 @@ def main(argv=None) -> int:
             rows = {mode: [] for mode in modes}
             for truth in truths:
                 for mode, with_t1 in modes.items():
-                    rows[mode].append(row := _dice_row(pred, bids, truth, with_t1))
+                    rows[mode].append(row := _dice_row(pred, bids, truth, with_t1, args.tta))
                     print(f"seed {seed}{mode} {row['subject']} {row['type']:<17}"
                           + " ".join(f"{c} {_cell(row[c]):>5}" for c in CLASSES), flush=True)
         for mode in modes:
@@ -104,7 +106,7 @@ def main(argv=None) -> int:
         if len(per_seed) > 1:  # the mean over draws of each draw's mean; a class absent from a whole draw is skipped
             columns[f"mean{mode}"] = {c: _mean_defined(d[c] for d in per_seed.values()) for c in CLASSES}
     print(f"\nDice per draw: mean over its {args.n} implanted real-scan subjects that hold the class "
-          f"(models: {', '.join(args.models)})")
+          f"(models: {', '.join(args.models)}{'; mirror TTA' if args.tta else ''})")
     width = max(10, *(len(k) + 2 for k in columns))
     print(f"{'class':<12}" + "".join(f"{k:>{width}}" for k in columns) + f"{'phantom test':>14}")
     for c in CLASSES:

@@ -411,3 +411,59 @@ def test_cli_narrow_fraction_is_recorded(tmp_path):
     for sub in ("sub-001", "sub-002"):
         truth = json.loads((out / "derivatives/phantom" / sub / f"{sub}_truth.json").read_text())
         assert truth["lesion_model"]["narrow"] is True
+
+
+def test_contrast_weighting_only_sets_powers():
+    """`contrast_weighting` draws each subject's powers from a stream of its own: the rest of the plan
+    is as without it; powers fall within their ranges, blocks keep their own T2w weighting; bad ranges
+    are refused by name."""
+    plain = plan_cohort(40, 42, 0.25)
+    weighted = plan_cohort(40, 42, 0.25, 0, {"t2w": [1, 2], "t1w": [0.6, 1]})
+    assert all(s.contrast_power == (1.0, 1.0) for s in plain)
+    assert plan_cohort(40, 42, 0.25, 0, {"t2w": [1, 1], "t1w": [1, 1]}) == plain
+    assert [replace(s, contrast_power=(1.0, 1.0)) for s in weighted] == plain
+    for s in weighted:
+        w2, w1 = s.contrast_power
+        assert (w2 == 1.0) if s.acquisition == "block" else 1 <= w2 <= 2, s
+        assert 0.6 <= w1 <= 1
+    assert np.std([s.contrast_power[1] for s in weighted]) > 0.08  # drawn, not one value
+    for bad, match in (({"t2w": [2, 1]}, "t2w"), ({"t1w": [0, 1]}, "t1w"), ({"pd": [1, 1]}, "t2w and t1w")):
+        with pytest.raises(ValueError, match=match):
+            plan_cohort(10, 0, 0, 0, bad)
+
+
+def test_contrast_weighting_changes_only_tissue_contrasts():
+    """A subject's powers change its tissue values and nothing else (labels, tissue maps, grids), and
+    in the direction of the sequence they stand for: a T2w power above 1 (longer echo time) darkens the
+    cord against CSF, a T1w power below 1 (flatter T1 weighting) brings CSF closer to the cord."""
+    spec = next(s for s in plan_cohort(12, 42) if s.acquisition == "sagittal" and s.has_cavity)
+    nominal = make_subject(spec, 42, "small")
+    weighted = make_subject(replace(spec, contrast_power=(1.8, 0.6)), 42, "small")
+    assert all(np.array_equal(nominal.labels[k], weighted.labels[k]) for k in nominal.labels)
+    assert np.array_equal(nominal.t2w_tissue, weighted.t2w_tissue) and np.array_equal(nominal.t1w_affine,
+                                                                                      weighted.t1w_affine)
+    assert weighted.truth["appearance"]["contrast_power"] == {"t2w": 1.8, "t1w": 0.6}
+
+    def ratio(d, img, tis, a, b):
+        x = getattr(d, img).astype(np.float32)
+        t = getattr(d, tis)
+        return np.median(x[t == a]) / np.median(x[t == b])
+
+    assert ratio(weighted, "t2w", "t2w_tissue", CSF, CORD) > 1.5 * ratio(nominal, "t2w", "t2w_tissue", CSF, CORD)
+    assert ratio(weighted, "t1w", "t1w_tissue", CSF, CORD) > 1.2 * ratio(nominal, "t1w", "t1w_tissue", CSF, CORD)
+
+
+def test_cli_contrast_weighting_is_recorded(tmp_path):
+    """`imsct phantom --t2w-power/--t1w-power` reach the subjects: the dataset counts them and each
+    truth JSON holds its powers."""
+    from imsct.cli import main
+
+    out = tmp_path / "bids"
+    args = ["--subjects", "2", "--seed", "5", "--size", "small", "--t2w-power", "1.2", "1.6",
+            "--t1w-power", "0.7", "0.9"]
+    assert main(["phantom", str(out), *args]) == 0
+    assert json.loads((out / "dataset_description.json").read_text())["imsct"]["weighted_subjects"] == 2
+    for sub in ("sub-001", "sub-002"):
+        power = json.loads((out / "derivatives/phantom" / sub / f"{sub}_truth.json").read_text())["appearance"][
+            "contrast_power"]
+        assert 1.2 <= power["t2w"] <= 1.6 and 0.7 <= power["t1w"] <= 0.9

@@ -30,7 +30,8 @@ def cmd_phantom(args) -> int:
     from .phantom.followup import write_sessions
 
     out = Path(args.out_dir)
-    specs = plan_cohort(args.subjects, args.seed, args.block_fraction, args.narrow_fraction)
+    weighting = {k: v for k, v in (("t2w", args.t2w_power), ("t1w", args.t1w_power)) if v}
+    specs = plan_cohort(args.subjects, args.seed, args.block_fraction, args.narrow_fraction, weighting)
     if args.only:
         wanted = set(args.only)
         unknown = wanted - {s.participant_id for s in specs}
@@ -288,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="share of subjects acquired as 3-D research blocks around the cord (0: the paper's cohort)")
     ph.add_argument("--narrow-fraction", type=float, default=0.0,
                     help="each subject's chance of lesions held within the cord's width (0: the cord always widens)")
+    for c, what in (("t2w", "T2w (echo time; not blocks)"), ("t1w", "T1w")):
+        ph.add_argument(f"--{c}-power", type=float, nargs=2, metavar=("LO", "HI"),
+                        help=f"each subject's {what} tissue table raised to a power within [LO, HI] (default 1 1)")
     ph.add_argument("--qc", action="store_true", help="write a PNG montage per subject")
     ph.add_argument("--only", nargs="+", metavar="SUB", help="generate only these participant ids")
     ph.add_argument("--jobs", type=int, default=1, help="parallel processes")

@@ -13,7 +13,7 @@ from imsct.batching import make_batches
 from imsct.bids import Naming, discover_cached, scan_dir, scan_key
 from imsct.classes import CLASSES, LESIONS, OUTPUTS
 from imsct.config import training_recipe, validate_config
-from imsct.phantom.plan import participants_table, plan_cohort
+from imsct.phantom.plan import participants_table, plan_from_config
 from imsct.paths import Layout
 from imsct.splits import (
     make_splits,
@@ -43,15 +43,7 @@ SYNTHETIC = not config.get("bids_dir")
 if SYNTHETIC:
     # The embedded default: the synthetic cohort's subjects follow from (count, seed).
     BIDS_DIR = f"{RESOURCES}/synthetic"
-    SPECS = {
-        s.participant_id[4:]: s
-        for s in plan_cohort(
-            config["synthetic"]["subjects"],
-            config["synthetic"]["seed"],
-            config["synthetic"]["block_fraction"],
-            config["synthetic"]["narrow_fraction"],
-        )
-    }
+    SPECS = {s.participant_id[4:]: s for s in plan_from_config(config["synthetic"])}
     SUBJECTS = list(SPECS)
 else:
     BIDS_DIR = config["bids_dir"]

@@ -8,11 +8,7 @@ rule phantom_dataset:
     log:
         L.log("phantom/dataset"),
     params:
-        subjects=config["synthetic"]["subjects"],
-        seed=config["synthetic"]["seed"],
-        size=config["synthetic"]["size"],
-        block_fraction=config["synthetic"]["block_fraction"],
-        narrow_fraction=config["synthetic"]["narrow_fraction"],
+        synthetic=config["synthetic"],
         inputs=config["inputs"],
     script:
         "../scripts/phantom_dataset.py"
@@ -40,11 +36,7 @@ for batch, keys in PHANTOM_BATCHES.items():
         params:
             batch=keys,
             qc={k: L.qc_figure("phantom", k) for k in keys if PHANTOM_QC},
-            subjects=config["synthetic"]["subjects"],
-            seed=config["synthetic"]["seed"],
-            size=config["synthetic"]["size"],
-            block_fraction=config["synthetic"]["block_fraction"],
-            narrow_fraction=config["synthetic"]["narrow_fraction"],
+            synthetic=config["synthetic"],
             inputs=config["inputs"],
         script:
             "../scripts/phantom_batch.py"

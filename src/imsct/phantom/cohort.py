@@ -40,7 +40,8 @@ def write_dataset_files(out: Path, specs: list[SubjectSpec], seed: int, size: st
                 "GeneratedBy": [{"Name": "imsct phantom", "Version": __version__}],
                 "imsct": {"seed": seed, "size": size, "subjects": len(specs),
                           "block_subjects": sum(s.acquisition == "block" for s in specs),
-                          "narrow_subjects": sum(s.narrow for s in specs)}},
+                          "narrow_subjects": sum(s.narrow for s in specs),
+                          "weighted_subjects": sum(s.contrast_power != (1.0, 1.0) for s in specs)}},
                out / "dataset_description.json")
     for deriv, desc in ((naming.labels_dir, "Ground-truth labels"), ("derivatives/phantom", "Phantom truth")):
         write_json({"Name": desc, "BIDSVersion": "1.9.0", "DatasetType": "derivative",

@@ -6,6 +6,7 @@ what rendering needs (scipy, nibabel).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,9 @@ class SubjectSpec:
     volume_quantiles: tuple[float, float, float] | None = None  # tumor, edema, cavity
     acquisition: str = "sagittal"  # "sagittal": clinical 2-D series (the paper's); "block": 3-D research block
     narrow: bool = False  # tumor and cavity held within the cord's own width (the cord barely widened)
+    # T2w and T1w tissue tables raised to these powers (the sequence's weighting: echo time, repetition
+    # time and flip angle); (1, 1) = the nominal clinical tables
+    contrast_power: tuple[float, float] = (1.0, 1.0)
 
 
 def p_edema(tumor_type: str, grade: str | None) -> float:
@@ -71,12 +75,15 @@ def _quota(n: int, weights: dict[str, float]) -> list[str]:
     return [k for k in weights for _ in range(counts[k])]
 
 
-def plan_cohort(n: int, seed: int, block_fraction: float = 0.0, narrow_fraction: float = 0.0) -> list[SubjectSpec]:
+def plan_cohort(n: int, seed: int, block_fraction: float = 0.0, narrow_fraction: float = 0.0,
+                contrast_weighting: Mapping | None = None) -> list[SubjectSpec]:
     """``block_fraction``: share of subjects acquired as a 3-D research block around the cord
     (:class:`~imsct.phantom.acquisition.BlockSpec`) instead of the paper's clinical sagittal series;
     ``narrow_fraction``: each subject's chance that its lesions stay within the cord's own width
     (thin syrinx, small tumor, the cord barely expanded) instead of widening it as their volumes
-    ask. 0 for both (the paper's cohort) leaves the plan as it always was."""
+    ask; ``contrast_weighting``: ``{"t2w": [lo, hi], "t1w": [lo, hi]}``, ranges of the power each
+    subject's tissue tables are raised to (:func:`_plan_weighting`). 0, 0 and None (the paper's
+    cohort) leave the plan as it always was."""
     if n < 1:
         raise ValueError(f"--subjects must be at least 1, got {n}")
     for name, value in (("block_fraction", block_fraction), ("narrow_fraction", narrow_fraction)):
@@ -102,7 +109,38 @@ def plan_cohort(n: int, seed: int, block_fraction: float = 0.0, narrow_fraction:
     _plan_lesions(specs, seed)
     _plan_blocks(specs, seed, block_fraction)
     _plan_narrow(specs, seed, narrow_fraction)
+    _plan_weighting(specs, seed, contrast_weighting)
     return specs
+
+
+def plan_from_config(synthetic: Mapping) -> list[SubjectSpec]:
+    """The plan of the workflow's ``synthetic`` config section (its schema fills the defaults)."""
+    return plan_cohort(synthetic["subjects"], synthetic["seed"], synthetic["block_fraction"],
+                       synthetic["narrow_fraction"], synthetic.get("contrast_weighting"))
+
+
+NOMINAL_WEIGHTING = {"t2w": (1.0, 1.0), "t1w": (1.0, 1.0)}
+
+
+def _plan_weighting(specs: list[SubjectSpec], seed: int, weighting: Mapping | None) -> None:
+    """Each subject's contrast powers, drawn uniformly within the ranges from its own stream per
+    subject (the rest of the plan is as without). A tissue table's values are relative to CSF (1), so a
+    power above 1 on the T2w is a longer echo time (every tissue darker against fluid: cord / CSF 0.5
+    -> 0.25 at power 2), below 1 on the T1w a flatter T1 weighting (CSF and cavities less dark against
+    the cord, enhancement weaker). Research blocks keep their T2w table, which has its own heavier
+    weighting (:class:`~imsct.phantom.acquisition.BlockSpec`); their T1w is raised like the others."""
+    ranges = {**NOMINAL_WEIGHTING, **{k: tuple(map(float, v)) for k, v in (weighting or {}).items()}}
+    if set(ranges) != set(NOMINAL_WEIGHTING):
+        raise ValueError(f"contrast_weighting takes t2w and t1w ranges, got {sorted(weighting)}")
+    for key, (lo, hi) in ranges.items():
+        if not 0 < lo <= hi <= 4:
+            raise ValueError(f"contrast_weighting {key} must be [low, high] with 0 < low <= high <= 4, got {[lo, hi]}")
+    if ranges == NOMINAL_WEIGHTING:
+        return
+    (lo2, hi2), (lo1, hi1) = ranges["t2w"], ranges["t1w"]
+    for s in specs:
+        w2, w1 = np.random.default_rng([seed, s.index, 7]).uniform((lo2, lo1), (hi2, hi1))
+        s.contrast_power = (1.0 if s.acquisition == "block" else float(w2), float(w1))
 
 
 def _plan_narrow(specs: list[SubjectSpec], seed: int, fraction: float) -> None:

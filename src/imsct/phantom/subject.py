@@ -135,6 +135,9 @@ def draw_subject(spec: SubjectSpec, seed: int, size: str = "full") -> Drawn:
         lut1 = research_t1_lut(np.random.default_rng([seed, spec.index, 4]), luts[1], BLOCK.t1_background,
                                BLOCK.t1_fat)
         luts = (lut2, lut1, *luts[2:])
+    if spec.contrast_power != (1.0, 1.0):  # drawn in the plan (its own stream): nothing else changes
+        w2, w1 = spec.contrast_power
+        luts = (luts[0] ** np.float32(w2), luts[1] ** np.float32(w1), *luts[2:])
     return Drawn(rng, anat, lesions, look, info, g2, g1, motion, luts)
 
 
@@ -225,6 +228,7 @@ def make_subject(spec: SubjectSpec, seed: int, size: str = "full") -> SubjectDat
             "t1_enhancing": round(look.t1_enhancing, 3),
             "enhancing_fraction": round(look.enhancing_fraction, 3),
             "hemosiderin_cap": look.hemosiderin_cap,
+            "contrast_power": {"t2w": round(spec.contrast_power[0], 4), "t1w": round(spec.contrast_power[1], 4)},
         },
         "t2w_grid": {"shape": list(t2.shape), "spacing_ras": g2.spacing.round(4).tolist(), "orientation": ax2},
         "t1w_grid": {"shape": list(t1.shape), "spacing_ras": g1.spacing.round(4).tolist(), "orientation": ax1},
