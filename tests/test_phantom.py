@@ -426,7 +426,8 @@ def test_contrast_weighting_only_sets_powers():
         w2, w1 = s.contrast_power
         assert (w2 == 1.0) if s.acquisition == "block" else 1 <= w2 <= 2, s
         assert 0.6 <= w1 <= 1
-    assert np.std([s.contrast_power[1] for s in weighted]) > 0.08  # drawn, not one value
+    assert np.std([s.contrast_power[0] for s in weighted if s.acquisition != "block"]) > 0.15  # drawn, not one value
+    assert np.std([s.contrast_power[1] for s in weighted]) > 0.08
     for bad, match in (({"t2w": [2, 1]}, "t2w"), ({"t1w": [0, 1]}, "t1w"), ({"pd": [1, 1]}, "t2w and t1w")):
         with pytest.raises(ValueError, match=match):
             plan_cohort(10, 0, 0, 0, bad)
@@ -440,8 +441,9 @@ def test_contrast_weighting_changes_only_tissue_contrasts():
     nominal = make_subject(spec, 42, "small")
     weighted = make_subject(replace(spec, contrast_power=(1.8, 0.6)), 42, "small")
     assert all(np.array_equal(nominal.labels[k], weighted.labels[k]) for k in nominal.labels)
-    assert np.array_equal(nominal.t2w_tissue, weighted.t2w_tissue) and np.array_equal(nominal.t1w_affine,
-                                                                                      weighted.t1w_affine)
+    for same in ("t2w_tissue", "t1w_tissue", "t2w_affine", "t1w_affine"):
+        assert np.array_equal(getattr(nominal, same), getattr(weighted, same)), same
+    assert not np.array_equal(nominal.t2w, weighted.t2w) and not np.array_equal(nominal.t1w, weighted.t1w)
     assert weighted.truth["appearance"]["contrast_power"] == {"t2w": 1.8, "t1w": 0.6}
 
     def ratio(d, img, tis, a, b):
@@ -451,6 +453,20 @@ def test_contrast_weighting_changes_only_tissue_contrasts():
 
     assert ratio(weighted, "t2w", "t2w_tissue", CSF, CORD) > 1.5 * ratio(nominal, "t2w", "t2w_tissue", CSF, CORD)
     assert ratio(weighted, "t1w", "t1w_tissue", CSF, CORD) > 1.2 * ratio(nominal, "t1w", "t1w_tissue", CSF, CORD)
+
+
+def test_contrast_weighting_from_the_workflow_config():
+    """The workflow plans from its validated `synthetic` section: absent or partial, the schema fills
+    the nominal [1, 1] ranges, so an absent option is the plan without it."""
+    from imsct.config import validate_config
+    from imsct.phantom.plan import plan_from_config
+
+    def plan(synthetic):
+        return plan_from_config(validate_config({"synthetic": {"subjects": 12, "seed": 42, **synthetic}})["synthetic"])
+
+    assert plan({}) == plan_cohort(12, 42)
+    partial = plan({"contrast_weighting": {"t2w": [1.5, 1.5]}})
+    assert {s.contrast_power for s in partial} == {(1.5, 1.0)}
 
 
 def test_cli_contrast_weighting_is_recorded(tmp_path):

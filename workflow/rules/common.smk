@@ -83,6 +83,8 @@ APPLY_SCANS = {scan_dir(k): k for k in sorted(APPLY_ROWS)}  # sub-01/ses-02 -> 0
 
 # Short per-subject steps run in batches (config `batching`): a few hundred jobs at paper scale.
 PHANTOM_QC = SYNTHETIC and config["synthetic"]["qc"]
+# What the phantoms are drawn from (not `qc`: toggling the montages must not rerun the cohort)
+PHANTOM_PARAMS = {k: v for k, v in config["synthetic"].items() if k != "qc"}
 PHANTOM_BATCHES = (
     make_batches(SUBJECTS, config["batching"]["phantom"]) if SYNTHETIC else {}
 )

@@ -8,7 +8,7 @@ rule phantom_dataset:
     log:
         L.log("phantom/dataset"),
     params:
-        synthetic=config["synthetic"],
+        synthetic=PHANTOM_PARAMS,
         inputs=config["inputs"],
     script:
         "../scripts/phantom_dataset.py"
@@ -36,7 +36,7 @@ for batch, keys in PHANTOM_BATCHES.items():
         params:
             batch=keys,
             qc={k: L.qc_figure("phantom", k) for k in keys if PHANTOM_QC},
-            synthetic=config["synthetic"],
+            synthetic=PHANTOM_PARAMS,
             inputs=config["inputs"],
         script:
             "../scripts/phantom_batch.py"

@@ -124,21 +124,26 @@ NOMINAL_WEIGHTING = {"t2w": (1.0, 1.0), "t1w": (1.0, 1.0)}
 
 def _plan_weighting(specs: list[SubjectSpec], seed: int, weighting: Mapping | None) -> None:
     """Each subject's contrast powers, drawn uniformly within the ranges from its own stream per
-    subject (the rest of the plan is as without). A tissue table's values are relative to CSF (1), so a
-    power above 1 on the T2w is a longer echo time (every tissue darker against fluid: cord / CSF 0.5
-    -> 0.25 at power 2), below 1 on the T1w a flatter T1 weighting (CSF and cavities less dark against
-    the cord, enhancement weaker). Research blocks keep their T2w table, which has its own heavier
+    subject (the rest of the plan is as without). The tables' values lie between 0 and about 1 (T2w:
+    CSF 1, cord 0.40; T1w: cord 0.55, CSF 0.10), so a power above 1 on the T2w is a longer echo time
+    (every tissue darker against fluid: cord / CSF 0.40 -> 0.16 at power 2), below 1 on the T1w a
+    flatter T1 weighting (every value pulled towards 1: CSF and cavities less dark against the cord,
+    enhancement weaker). Research blocks keep their T2w table, which has its own heavier
     weighting (:class:`~imsct.phantom.acquisition.BlockSpec`); their T1w is raised like the others."""
     ranges = {**NOMINAL_WEIGHTING, **{k: tuple(map(float, v)) for k, v in (weighting or {}).items()}}
     if set(ranges) != set(NOMINAL_WEIGHTING):
         raise ValueError(f"contrast_weighting takes t2w and t1w ranges, got {sorted(weighting)}")
-    for key, (lo, hi) in ranges.items():
+    for key, r in ranges.items():
+        if len(r) != 2:
+            raise ValueError(f"contrast_weighting {key} must be [low, high], got {list(r)}")
+        lo, hi = r
         if not 0 < lo <= hi <= 4:
             raise ValueError(f"contrast_weighting {key} must be [low, high] with 0 < low <= high <= 4, got {[lo, hi]}")
     if ranges == NOMINAL_WEIGHTING:
         return
     (lo2, hi2), (lo1, hi1) = ranges["t2w"], ranges["t1w"]
     for s in specs:
+        # (tag 7 also seeds `imsct implant`'s draws, another cohort built from plan_cohort(n, seed) alone)
         w2, w1 = np.random.default_rng([seed, s.index, 7]).uniform((lo2, lo1), (hi2, hi1))
         s.contrast_power = (1.0 if s.acquisition == "block" else float(w2), float(w1))
 
