@@ -7,14 +7,14 @@ folders through ``imsct segment``'s code path (registration included), and print
 beside the workflow's phantom test Dice (``results/evaluation/summary.json``) when it exists.
 
     python benchmarks/implanted.py results/models/split-*/onnx [--n 8] [--seed 7 [8 9 ...]] [--summary SUMMARY_JSON]
-                                   [--t2w-only] [--tta]
+                                   [--t2w-only] [--tta | --no-tta]
 
 With several seeds (several draws of lesions into the same real pair), it prints each draw's mean
 and the mean over draws: one draw of 8 lesions moves the whole-tumor Dice by several hundredths.
 ``--t2w-only`` segments every subject a second time from its T2w alone (the T1w channel zeros, as
 ``imsct segment`` without ``--t1``) and prints those Dice beside: how much the real T1w helps or
-misleads phantom-trained models. ``--tta`` segments with mirror test-time augmentation (``imsct
-segment --tta``).
+misleads phantom-trained models. ``--tta`` / ``--no-tta`` segment with mirror test-time augmentation or
+without it (``imsct segment --tta``; default: as the model folders say).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _dice_row(pred, bids: Path, truth: dict, with_t1: bool = True, tta: bool = False) -> dict:
+def _dice_row(pred, bids: Path, truth: dict, with_t1: bool = True, tta: bool | None = None) -> dict:
     """Segment one implanted subject as ``imsct segment`` does (registration included; ``with_t1``
     False: from its T2w alone); Dice per class against its implanted labels (None where the class is
     absent from both)."""
@@ -73,7 +73,9 @@ def main(argv=None) -> int:
     p.add_argument("--keep", help="write the implanted dataset(s) here instead of a temporary folder")
     p.add_argument("--t2w-only", action="store_true",
                    help="also segment every subject from its T2w alone and print those Dice beside")
-    p.add_argument("--tta", action="store_true", help="mirror test-time augmentation (imsct segment --tta)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction,
+                   help="mirror test-time augmentation on or off (imsct segment --tta / --no-tta; default: the "
+                        "model folders')")
     args = p.parse_args(argv)
 
     from imsct.classes import CLASSES
@@ -105,8 +107,9 @@ def main(argv=None) -> int:
         columns.update({f"seed {s}{mode}": d for s, d in per_seed.items()})
         if len(per_seed) > 1:  # the mean over draws of each draw's mean; a class absent from a whole draw is skipped
             columns[f"mean{mode}"] = {c: _mean_defined(d[c] for d in per_seed.values()) for c in CLASSES}
+    tta = {True: "; mirror TTA", False: "; no TTA", None: ""}[args.tta]
     print(f"\nDice per draw: mean over its {args.n} implanted real-scan subjects that hold the class "
-          f"(models: {', '.join(args.models)}{'; mirror TTA' if args.tta else ''})")
+          f"(models: {', '.join(args.models)}{tta})")
     width = max(10, *(len(k) + 2 for k in columns))
     print(f"{'class':<12}" + "".join(f"{k:>{width}}" for k in columns) + f"{'phantom test':>14}")
     for c in CLASSES:

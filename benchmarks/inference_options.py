@@ -5,7 +5,7 @@ windows, another binarisation threshold: ``thr0.3`` thresholds every output at 0
 on the T2w's own grid, mean over a split's subjects then over splits (as
 ``results/evaluation/summary.md``; the ``base`` row reproduces its Table 4 Dice).
 
-    python benchmarks/inference_options.py [--results results] [--variants base,tta,gauss,tta+gauss,thr0.3]
+    python benchmarks/inference_options.py [--results results] [--variants base,plain,tta,gauss,tta+gauss,thr0.3]
         [--out FILE.tsv]
 
 Inputs come from the run's own tables (``cohort/cohort.tsv``: the T2w and label paths, ``splits/``)
@@ -18,8 +18,10 @@ import argparse
 import sys
 from pathlib import Path
 
-VARIANTS = {"base": {}, "tta": {"tta": True}, "gauss": {"blend": "gaussian"},
-            "tta+gauss": {"tta": True, "blend": "gaussian"}}
+# base: the model folders' own settings (their `inference` entry: what the workflow ran); plain: the
+# paper's (no TTA, uniform windows) whatever the folders say
+VARIANTS = {"base": {}, "plain": {"tta": False, "blend": "uniform"}, "tta": {"tta": True},
+            "gauss": {"blend": "gaussian"}, "tta+gauss": {"tta": True, "blend": "gaussian"}}
 
 
 def variant_options(name: str) -> dict:

@@ -387,6 +387,57 @@ def test_model_folders_say_how_their_tumor_input_was_normalised(tiny_model_folde
         Predictor([tiny_model_folder, old])
 
 
+def test_model_folders_carry_how_to_apply_the_tumor_model(tiny_models, tiny_model_folder, small_cohort, tmp_path):
+    """The config's ``inference`` section lands in model.json and is what segmenting does unless told
+    otherwise: a folder written with mirror TTA and Gaussian windows gives the probabilities the
+    paper's folder gives when asked for them, and an explicit option overrides the folder. A folder
+    from before the entry existed runs as the paper (no TTA, uniform windows)."""
+    import shutil
+
+    from imsct.config import load_config
+    from imsct.training.export import inference_from_config, write_model_folder
+
+    assert inference_from_config(None) == {"tta": False, "blend": "uniform"}
+    repo = Path(__file__).resolve().parents[1]
+    assert load_config(repo / "config/paper.yaml")["inference"] == {"tta": False, "blend": "uniform"}
+    with pytest.raises(ValueError, match="inference.blend"):
+        inference_from_config({"blend": "median"})
+    assert json.loads((tiny_model_folder / "model.json").read_text())["inference"] == {"tta": False,
+                                                                                     "blend": "uniform"}
+    tta_dir = tmp_path / "tta"
+    write_model_folder(tiny_models[0] / "cord/best.pt", tiny_models[0] / "tumor/best.pt", tta_dir, "00", TINY,
+                       inference_cfg={"tta": True, "blend": "gaussian"})
+    assert json.loads((tta_dir / "model.json").read_text())["inference"] == {"tta": True, "blend": "gaussian"}
+    old = tmp_path / "old"
+    shutil.copytree(tiny_model_folder, old)
+    meta = json.loads((old / "model.json").read_text())
+    del meta["inference"]
+    (old / "model.json").write_text(json.dumps(meta))
+
+    sub = "sub-007"
+    b = small_cohort / sub / "anat"
+    t2, t1 = load_image(b / f"{sub}_T2w.nii.gz"), load_image(b / f"{sub}_ce-gad_T1w.nii.gz")
+
+    def run(folder, **kw):
+        seg = Predictor(folder).segment(t2, t1, SegmentOptions(register=False, soft=True, **kw))
+        return seg.provenance, seg.probabilities
+
+    plain, plain_p = run(tiny_model_folder)
+    folder_tta, folder_tta_p = run(tta_dir)
+    asked, asked_p = run(tiny_model_folder, tta=True, blend="gaussian")
+    overridden, overridden_p = run(tta_dir, tta=False, blend="uniform")
+    legacy, legacy_p = run(old)
+    assert (plain["tta"], plain["blend"]) == (legacy["tta"], legacy["blend"]) == (False, "uniform")
+    assert (folder_tta["tta"], folder_tta["blend"]) == (asked["tta"], asked["blend"]) == (True, "gaussian")
+    assert (overridden["tta"], overridden["blend"]) == (False, "uniform")
+    for c in plain_p:
+        np.testing.assert_allclose(folder_tta_p[c], asked_p[c], atol=1e-6)
+        np.testing.assert_allclose(overridden_p[c], plain_p[c], atol=1e-6)
+        np.testing.assert_allclose(legacy_p[c], plain_p[c], atol=1e-6)
+    # the mirrored passes change the probabilities (else the test above could not tell them apart)
+    assert max(float(np.abs(folder_tta_p[c] - plain_p[c]).max()) for c in plain_p) > 1e-3
+
+
 def test_layers_point_one_way():
     """Inference, evaluation and the shared geometry never import training (nor PyTorch): a clinical
     install runs them without it."""

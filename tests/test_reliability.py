@@ -171,6 +171,12 @@ def test_11_field_of_view_smaller_than_a_patch(tiny_model_folder, sct_data, tmp_
                  "--out", str(tmp_path / "seg")]) == 0
     out = nib.load(tmp_path / "seg/small_label-wholetumor_mask.nii.gz")
     assert out.shape == small.shape and np.allclose(out.affine, small.affine)
+    # the folder's settings (the paper's) unless the command asks for others
+    assert json.loads((tmp_path / "seg/small_label-wholetumor_mask.json").read_text())["tta"] is False
+    assert main(["segment", "--t2", str(p), "--t1", str(p), "--no-register", "--model", str(tiny_model_folder),
+                 "--tta", "--blend", "gaussian", "--out", str(tmp_path / "tta")]) == 0
+    side = json.loads((tmp_path / "tta/small_label-wholetumor_mask.json").read_text())
+    assert (side["tta"], side["blend"]) == (True, "gaussian")
 
 
 def test_segment_many_subjects_in_one_call_skips_a_bad_one(tiny_model_folder, small_cohort, tmp_path, capsys):

@@ -382,8 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-cascade", action="store_true", help="tumor model on the whole image (single step)")
     g.add_argument("--no-register", action="store_true",
                    help="the T1w is already aligned with the T2w (e.g. registered earlier): skip registration")
-    g.add_argument("--blend", choices=("uniform", "gaussian"), default="uniform")
-    g.add_argument("--tta", action="store_true", help="mirror test-time augmentation")
+    g.add_argument("--blend", choices=("uniform", "gaussian"),
+                   help="merging of overlapping windows (default: the model folder's; the paper's: uniform)")
+    g.add_argument("--tta", action=argparse.BooleanOptionalAction,
+                   help="mirror test-time augmentation (default: the model folder's; the paper's: off)")
     g.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     g.add_argument("--threads", type=non_negative_int, default=SEGMENT_THREADS,
                    help="onnxruntime and registration threads (0: all cores)")

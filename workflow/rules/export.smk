@@ -15,6 +15,7 @@ rule export:
         training=TRAINING_RECIPE["tumor"],
         spacing=config["preprocess"]["spacing_mm"],
         postprocess=config["postprocess"],
+        inference=config["inference"],
     script:
         "../scripts/export.py"
 
@@ -34,5 +35,6 @@ rule export_single:
         training=TRAINING_RECIPE["tumor"],
         spacing=config["preprocess"]["spacing_mm"],
         postprocess=config["postprocess"],
+        inference=config["inference"],
     script:
         "../scripts/export.py"

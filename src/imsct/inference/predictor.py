@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 class SegmentOptions:
     cascade: bool | None = None  # default: as the tumor model was trained (cord crop = cascade)
     cord_output: bool = True  # single step: still run the cord model for the cord mask (timed apart)
-    blend: str = "uniform"  # uniform (paper) | gaussian
-    tta: bool = False
+    blend: str | None = None  # uniform (paper) | gaussian; default: the model folder's
+    tta: bool | None = None  # mirror test-time augmentation; default: the model folder's (paper: False)
     register: bool = True
     threshold: float | None = None  # default: the model folder's
     cord_threshold: float | None = None  # default: the model folder's
@@ -228,6 +228,10 @@ class Predictor:
         o = opts or SegmentOptions()
         cascade = self.resolve_cascade(o.cascade)
         cord_thr = self.meta[0]["cord"]["threshold"] if o.cord_threshold is None else o.cord_threshold
+        # folders written before the inference entry existed were meant for the paper's uniform windows
+        inference = {"tta": False, "blend": "uniform", **self.meta[0].get("inference", {})}
+        tta = inference["tta"] if o.tta is None else o.tta
+        blend = inference["blend"] if o.blend is None else o.blend
         contrasts = self.contrast_provenance(t1 is not None)
         timer = _Timer()
         t1_on_t2, reg = None, None
@@ -244,7 +248,7 @@ class Predictor:
         if fallback:
             log.warning("the cord model found no cord: segmenting the whole field of view")
         with timer("tumor"):
-            prob, region, box, members = self.segment_tumor(w2, w1, cord if cascade else None, o.blend, o.tta)
+            prob, region, box, members = self.segment_tumor(w2, w1, cord if cascade else None, blend, tta)
         if cord is None:  # single step: the cord mask is an extra output, timed apart
             with timer("cord_output", outside=True):
                 cord = self.locate_cord(w2, cord_thr) if o.cord_output else np.zeros(shape, bool)
@@ -259,7 +263,7 @@ class Predictor:
         meta = self.meta[0]
         prov = {"cascade": cascade, "cord_found": bool(cord.any()), "cord_fallback_whole_fov": bool(fallback),
                 "crop": None if box is None else [[s.start, s.stop] for s in box], "network_input_region": region,
-                "working_shape": list(shape), "blend": o.blend, "tta": o.tta, "cord_threshold": cord_thr, **settings,
+                "working_shape": list(shape), "blend": blend, "tta": tta, "cord_threshold": cord_thr, **settings,
                 "tumor_model_input": meta["tumor"].get("input", "cord_crop"),
                 "models": [str(f) for f in self.folders], "device": self.device,
                 "model_sha256": [m["tumor"]["sha256"] for m in self.meta],

@@ -89,8 +89,22 @@ def postprocess_from_config(section: dict | None) -> dict:
             "min_volume_mm3": {**POSTPROCESS["min_volume_mm3"], **{k: float(v) * 1000 for k, v in vol.items()}}}
 
 
+# How the tumor model is applied, as the paper (ivadomed: windows averaged uniformly, no test-time
+# augmentation). The workflow's `inference` config section overrides it.
+INFERENCE = {"tta": False, "blend": "uniform"}
+
+
+def inference_from_config(section: dict | None) -> dict:
+    """The model folder's inference entry from the config's ``inference`` section."""
+    section = section or {}
+    blend = str(section.get("blend", INFERENCE["blend"]))
+    if blend not in ("uniform", "gaussian"):
+        raise ValueError(f"inference.blend: {blend!r} is not uniform or gaussian")
+    return {"tta": bool(section.get("tta", INFERENCE["tta"])), "blend": blend}
+
+
 def export_model_folder(cord_pt, tumor_pt, out_dir, split: str, spacing_si_ap_rl=(1.0, 1.0, 2.0),
-                        postprocess: dict | None = None) -> dict:
+                        postprocess: dict | None = None, inference: dict | None = None) -> dict:
     """A self-contained model folder: ``cord.onnx``, ``tumor.onnx`` and ``model.json`` with everything
     inference needs (grid, orientation, patches, safety factor, classes, channel order,
     normalisation, thresholds, split, package version, file hashes, the tumor model's modality dropout)."""
@@ -102,7 +116,8 @@ def export_model_folder(cord_pt, tumor_pt, out_dir, split: str, spacing_si_ap_rl
             "spacing_si_ap_rl_mm": list(spacing_si_ap_rl), "orientation": "RAS",
             "array_axes": "x right-left, y anterior-posterior, z superior-inferior",
             "normalisation": "z-score per image (mean 0, sd 1) on the working grid",
-            "channels": ["T2w", "T1w"], "postprocess": postprocess or dict(POSTPROCESS)}
+            "channels": ["T2w", "T1w"], "postprocess": postprocess or dict(POSTPROCESS),
+            "inference": inference or dict(INFERENCE)}
     for kind, pt in (("cord", cord_pt), ("tumor", tumor_pt)):
         model, cfg = load_model(pt)
         report = export_onnx(model, cfg["in_channels"], out / f"{kind}.onnx")
@@ -117,13 +132,14 @@ def export_model_folder(cord_pt, tumor_pt, out_dir, split: str, spacing_si_ap_rl
 
 
 def write_model_folder(cord_pt, tumor_pt, out_dir, split: str, training_cfg: dict, spacing_si_ap_rl=(1.0, 1.0, 2.0),
-                       postprocess_cfg: dict | None = None, single_step: bool = False) -> Path:
+                       postprocess_cfg: dict | None = None, single_step: bool = False,
+                       inference_cfg: dict | None = None) -> Path:
     """``single_step``: the tumor checkpoint is the whole-image baseline (paper 2.6.2); inference then
     runs it on the whole image."""
     from ..io import write_json
 
     meta = export_model_folder(cord_pt, tumor_pt, out_dir, split, spacing_si_ap_rl,
-                               postprocess_from_config(postprocess_cfg))
+                               postprocess_from_config(postprocess_cfg), inference_from_config(inference_cfg))
     meta["cord"]["patch_si_ap_rl"] = list(training_cfg["cord"]["patch"])
     t = training_cfg["tumor"]
     meta["tumor"].update({"patch_si_ap_rl": list(t["patch"]), "stride_si_ap_rl": list(t["stride"]),
