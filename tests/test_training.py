@@ -559,6 +559,43 @@ def test_intensity_jitter_scales_and_shifts_each_channel_on_its_own_and_is_off_i
         load_config(None, {"training": {"augment": {"contrast": -1}}})
 
 
+def test_mirroring_flips_image_and_labels_together_per_axis_and_is_off_in_the_paper(tmp_path):
+    from imsct.config import load_config
+    from imsct.training.augment import mirror_samples
+    from imsct.training.loop import TrainConfig, epoch_patches
+
+    gen = torch.Generator().manual_seed(2)
+    samples = [(torch.randn(2, 6, 5, 4, generator=gen), torch.rand(4, 6, 5, 4, generator=gen)) for _ in range(400)]
+    state = gen.get_state()
+    assert mirror_samples(samples, [], gen) is samples and torch.equal(gen.get_state(), state)
+    out = mirror_samples(samples, ["rl", "si"], gen)
+    counts = {}
+    for (x, y), (x2, y2) in zip(samples, out):
+        # which flip turned the input into its copy: the labels went through the very same one
+        dims = next(d for d in ([], [1], [3], [1, 3]) if torch.equal(x2, x.flip(d) if d else x))
+        assert torch.equal(y2, y.flip(dims) if dims else y)
+        counts[tuple(dims)] = counts.get(tuple(dims), 0) + 1
+    assert set(counts) == {(), (1,), (3,), (1, 3)}  # never the anterior-posterior axis (2)
+    assert all(70 <= n <= 130 for n in counts.values()), counts  # each axis on its own, p = 0.5
+    # in the training loop: the augmented patches of one crop differ with mirroring on, not without
+    from types import SimpleNamespace
+
+    x = np.random.default_rng(0).normal(size=(2, 16, 16, 16)).astype(np.float32)
+    crop = SimpleNamespace(x=x, y=(x[:1] > 1).astype(np.float32), windows=[(slice(0, 16),) * 3] * 8)
+    still = {"rotation_deg": 0.0, "scale": 0.0, "translation": 0.0}
+    for axes, flipped in (([], False), (["ap"], True)):
+        cfg = TrainConfig("tumor", 2, 1, ["tumor"], augment={**still, "mirror": axes})
+        got = epoch_patches([crop], cfg, torch.Generator().manual_seed(0), "cpu")
+        ap = [torch.allclose(p[0], torch.from_numpy(x).flip([2]), atol=1e-5) for p in got]
+        same = [torch.allclose(p[0], torch.from_numpy(x), atol=1e-5) for p in got]
+        assert all(a or b for a, b in zip(ap, same))
+        assert any(ap) is flipped and any(same)
+    repo = Path(__file__).resolve().parents[1]
+    assert load_config(repo / "config/paper.yaml")["training"]["augment"].get("mirror", []) == []
+    with pytest.raises(ValueError, match="mirror"):
+        load_config(None, {"training": {"augment": {"mirror": ["up"]}}})
+
+
 def test_lesion_oversampling_by_class_draws_a_rare_class_as_often_as_a_common_one_and_is_off_in_the_paper():
     from imsct.config import load_config
     from imsct.training.jobs import _config

@@ -19,6 +19,10 @@ resampled linearly and thresholded at 0.5, like the masks in preprocessing.
 Not in the paper (section 4.5.2 names it as future work): :func:`drop_modality` zeroes the T1w channel of
 a share of the samples, so one tumor model also serves patients without a gadolinium T1w.
 
+Not in the paper either: :func:`mirror_samples` flips a sample (input and targets alike) along each
+chosen axis with probability 0.5, nnU-Net's mirroring, the training counterpart of mirror test-time
+augmentation (``inference.tta``).
+
 Not in the paper either: :func:`jitter_intensity` scales and shifts each input channel of a sample on
 its own (nnU-Net's contrast and brightness augmentation), so that a model trained on phantoms does not
 depend on where the z-scoring of one scanner's images puts each tissue.
@@ -105,6 +109,24 @@ def drop_modality(samples: list, probability: float, generator: torch.Generator,
             x = x.clone()
             x[channel] = 0
         out.append((x, y))
+    return out
+
+
+MIRROR_AXES = {"rl": 0, "ap": 1, "si": 2}  # config names -> array axes
+
+
+def mirror_samples(samples: list, axes, generator: torch.Generator) -> list:
+    """Each sample (input and targets alike) flipped along each of ``axes`` (names of
+    :data:`MIRROR_AXES`) with probability 0.5, drawn per sample and axis. Draws nothing when ``axes`` is
+    empty (the paper), so the published recipe's random stream stays as it was."""
+    axes = [MIRROR_AXES[a] for a in axes]
+    if not axes or not samples:
+        return samples
+    flip = (torch.rand(len(samples), len(axes), generator=generator) < 0.5).tolist()
+    out = []
+    for (x, y), f in zip(samples, flip):
+        dims = [a + 1 for a, on in zip(axes, f) if on]  # +1: the channel axis comes first
+        out.append((x.flip(dims), y.flip(dims)) if dims else (x, y))
     return out
 
 

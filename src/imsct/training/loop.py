@@ -22,7 +22,7 @@ from ..config import SCHEDULING_KEYS
 from ..io import atomic_path, write_json, write_tsv
 from ..models.unet3d import ModifiedUNet3D, count_parameters
 from ..viz import save_figure
-from .augment import augment_windows, drop_modality, jitter_intensity
+from .augment import augment_windows, drop_modality, jitter_intensity, mirror_samples
 from .losses import loss_function
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class TrainConfig:
 
 
 INTENSITY_AUGMENT = ("contrast", "brightness")  # keys of TrainConfig.augment, in jitter_intensity's order
+NON_AFFINE_AUGMENT = (*INTENSITY_AUGMENT, "mirror")  # keys of TrainConfig.augment that augment_windows does not take
 
 
 def pick_device(name: str) -> torch.device:
@@ -123,13 +124,15 @@ def epoch_patches(crops, cfg: TrainConfig, gen: torch.Generator, device) -> list
     """Every window of every crop, each window with a fresh random affine of its whole crop (on
     ``device``), as ivadomed samples sub-volumes; then, with ``modality_dropout``, some samples lose
     their T1w channel (:func:`imsct.training.augment.drop_modality`). With ``augment`` contrast or
-    brightness, each sample's channels are jittered first (:func:`imsct.training.augment.jitter_intensity`)."""
-    spatial = {k: v for k, v in cfg.augment.items() if k not in INTENSITY_AUGMENT}
+    brightness, each sample's channels are jittered first (:func:`imsct.training.augment.jitter_intensity`),
+    and with ``augment`` mirror, before that, flipped (:func:`imsct.training.augment.mirror_samples`)."""
+    spatial = {k: v for k, v in cfg.augment.items() if k not in NON_AFFINE_AUGMENT}
     out = []
     for c in crops:
         x = torch.from_numpy(c.x.astype(np.float32)).to(device)
         y = torch.from_numpy(c.y.astype(np.float32)).to(device)
         out += augment_windows(x, y, c.windows, gen, cfg.spacing_xyz, **spatial)
+    out = mirror_samples(out, cfg.augment.get("mirror", ()), gen)
     out = jitter_intensity(out, *(float(cfg.augment.get(k, 0.0)) for k in INTENSITY_AUGMENT), gen)
     return drop_modality(out, cfg.modality_dropout, gen)
 
@@ -311,7 +314,7 @@ def _fingerprint(cfg: TrainConfig, train_samples, val_samples, bf16: bool = Fals
             del settings[key]
     if settings["lesion_oversampling_by"] == "lesion" or not settings["lesion_oversampling"]:
         del settings["lesion_oversampling_by"]  # added later: earlier checkpoints drew by lesion
-    settings["augment"] = {k: v for k, v in settings["augment"].items() if not (k in INTENSITY_AUGMENT and not v)}
+    settings["augment"] = {k: v for k, v in settings["augment"].items() if not (k in NON_AFFINE_AUGMENT and not v)}
     settings["precision"] = "bf16" if bf16 else "fp32"  # what ran, not "auto"
     settings["data_layout"] = "crops/3"  # a fresh crop affine per window (checkpoints of patch-level training differ)
     h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
