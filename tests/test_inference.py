@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from helpers import TINY
 
-from imsct.inference.postprocess import postprocess_classes, remove_small
+from imsct.inference.postprocess import parse_min_volumes, postprocess_classes, remove_small
 from imsct.inference.predictor import Predictor, SegmentOptions, write_segmentation
 from imsct.io import load_image
 
@@ -136,6 +136,19 @@ def test_small_objects_removed_in_mm3():
     assert remove_small(c, 2.0, 1.0).sum() == 0
     c[1, 1, 0] = True  # now edge-connected: one object of 3 voxels
     assert remove_small(c, 2.0, 1.0).sum() == 3
+
+
+def test_min_volume_overrides_are_cm3_per_known_class_and_bad_ones_name_the_item(tmp_path):
+    assert parse_min_volumes(["cavity=0.1", "edema=0"]) == {"cavity": 100.0, "edema": 0.0}
+    assert parse_min_volumes(None) == {}
+    for bad in ("cavty=0.1", "cavity", "cavity=-1", "cavity=small"):
+        with pytest.raises(ValueError, match=repr(bad)):
+            parse_min_volumes([bad])
+    # imsct segment refuses it before it reads anything
+    r = subprocess.run([sys.executable, "-m", "imsct.cli", "segment", "--t2", str(tmp_path / "none.nii.gz"),
+                        "--model", str(tmp_path), "--out", str(tmp_path / "out"), "--min-volume", "cavty=0"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "'cavty=0'" in r.stderr and not (tmp_path / "out").exists()
 
 
 def test_postprocessing_thresholds_each_output_then_removes_small_objects_then_fills_holes():

@@ -215,10 +215,13 @@ def cmd_segment(args) -> int:
     from .io import ImageError, load_scan
 
     t1_paths = t1w_paths(args.t2, args.t1)
-    min_vol = {}
-    for item in args.min_volume or []:
-        name, _, value = item.partition("=")
-        min_vol[name] = float(value) * 1000.0  # cm3 -> mm3
+    from .inference.postprocess import parse_min_volumes
+
+    try:
+        min_vol = parse_min_volumes(args.min_volume)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     opts = SegmentOptions(cascade=False if args.no_cascade else None, blend=args.blend, tta=args.tta,
                           register=not args.no_register, threshold=args.threshold,
                           cord_threshold=args.cord_threshold, min_volume_mm3=min_vol,

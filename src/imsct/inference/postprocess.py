@@ -7,6 +7,25 @@ import cc3d
 import numpy as np
 
 
+def parse_min_volumes(items) -> dict[str, float]:
+    """``["tumor=0.2", "cavity=0"]`` (cm3, as ``imsct segment --min-volume`` takes them) -> mm3 per class;
+    an unknown class or a value that is not a number >= 0 is an error naming the item."""
+    from ..classes import CLASSES
+
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        try:
+            cm3 = float(value) if sep else -1.0
+        except ValueError:
+            cm3 = -1.0
+        if name not in CLASSES or cm3 < 0:
+            raise ValueError(f"--min-volume {item!r}: expected CLASS=CM3 with CLASS one of {', '.join(CLASSES)} "
+                             "and CM3 a number >= 0")
+        out[name] = cm3 * 1000.0
+    return out
+
+
 def remove_small(mask: np.ndarray, min_mm3: float, voxel_mm3: float) -> np.ndarray:
     """Drop 18-connected objects (ivadomed's ``generate_binary_structure(3, 2)``) smaller than
     ``min_mm3`` (measured in mm3, not voxels)."""
