@@ -123,3 +123,7 @@ def test_training_recipe_holds_what_each_model_depends_on():
     cord = training_recipe(training, "cord")
     assert "tumor" not in cord and "single_step" not in cord and cord["cord"] == training["cord"]
     assert training_recipe(training, "single")["single_step"] == {"max_epochs": 3}
+    # mirroring came later: empty by default and then left out, so earlier results keep their params
+    assert training["augment"]["mirror"] == [] and "mirror" not in full["augment"]
+    mirrored = load_config(overrides={"training": {"augment": {"mirror": ["ap"]}}})["training"]
+    assert training_recipe(mirrored, "cord")["augment"]["mirror"] == ["ap"] and "mirror" in training["augment"]

@@ -103,6 +103,9 @@ def training_recipe(training: dict, kind: str | None = None) -> dict:
     recipe = {k: copy.deepcopy(v) for k, v in training.items() if k not in SCHEDULING_KEYS}
     if isinstance(recipe.get("single_step"), dict):
         recipe["single_step"].pop("splits", None)
+    augment = recipe.get("augment")
+    if isinstance(augment, dict) and not augment.get("mirror", True):
+        del augment["mirror"]  # added later, empty by default: earlier results keep their params
     if kind in ("cord", "tumor"):
         recipe.pop("single_step", None)
     if kind == "cord":
