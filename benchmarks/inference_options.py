@@ -3,7 +3,8 @@
 test subjects with other ``SegmentOptions`` (mirror test-time augmentation, Gaussian blending of the
 windows, another binarisation threshold: ``thr0.3`` thresholds every output at 0.3; other smallest
 kept objects: ``min:cavity=0`` keeps cavities of any size, ``min:tumor=0.1+edema=0.2`` in cm3 as
-``imsct segment --min-volume``), Dice per class
+``imsct segment --min-volume``; ``base`` is what the model folders say, so on the demo's folders the
+paper's floors are ``min:edema=0.5+cavity=0.5``), Dice per class
 on the T2w's own grid, mean over a split's subjects then over splits (as
 ``results/evaluation/summary.md``; the ``base`` row reproduces its Table 4 Dice).
 

@@ -141,7 +141,7 @@ def test_small_objects_removed_in_mm3():
 def test_min_volume_overrides_are_cm3_per_known_class_and_bad_ones_name_the_item(tmp_path):
     assert parse_min_volumes(["cavity=0.1", "edema=0"]) == {"cavity": 100.0, "edema": 0.0}
     assert parse_min_volumes(None) == {}
-    for bad in ("cavty=0.1", "cavity", "cavity=-1", "cavity=small"):
+    for bad in ("cavty=0.1", "cavity", "cavity=-1", "cavity=small", "cavity=nan", "edema=inf"):
         with pytest.raises(ValueError, match=repr(bad)):
             parse_min_volumes([bad])
     # imsct segment refuses it before it reads anything
@@ -400,7 +400,8 @@ def test_model_folders_say_how_their_tumor_input_was_normalised(tiny_model_folde
         Predictor([tiny_model_folder, old])
 
 
-def test_model_folders_carry_how_to_apply_the_tumor_model(tiny_models, tiny_model_folder, small_cohort, tmp_path):
+def test_model_folders_carry_how_to_apply_the_tumor_model(tiny_models, tiny_model_folder, small_cohort, tmp_path,
+                                                          caplog):
     """The config's ``inference`` section lands in model.json and is what segmenting does unless told
     otherwise: a folder written with mirror TTA and Gaussian windows gives the probabilities the
     paper's folder gives when asked for them, and an explicit option overrides the folder. A folder
@@ -449,6 +450,19 @@ def test_model_folders_carry_how_to_apply_the_tumor_model(tiny_models, tiny_mode
         np.testing.assert_allclose(legacy_p[c], plain_p[c], atol=1e-6)
     # the mirrored passes change the probabilities (else the test above could not tell them apart)
     assert max(float(np.abs(folder_tta_p[c] - plain_p[c]).max()) for c in plain_p) > 1e-3
+
+    # an ensemble whose folders say different things is told which one is followed; a blend no code
+    # knows is refused, not run as uniform
+    with caplog.at_level("WARNING", logger="imsct.inference.predictor"):
+        Predictor([tiny_model_folder, tta_dir])
+    assert any("disagree on inference" in r.getMessage() and str(tiny_model_folder) in r.getMessage()
+               for r in caplog.records)
+    meta["inference"] = {"tta": False, "blend": "median"}
+    (old / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="blend 'median'"):
+        Predictor(old)
+    with pytest.raises(ValueError, match="blend 'median'"):
+        Predictor(tiny_model_folder).segment(t2, t1, SegmentOptions(register=False, blend="median"))
 
 
 def test_layers_point_one_way():

@@ -3,6 +3,8 @@ inference."""
 
 from __future__ import annotations
 
+import math
+
 import cc3d
 import numpy as np
 
@@ -19,9 +21,9 @@ def parse_min_volumes(items) -> dict[str, float]:
             cm3 = float(value) if sep else -1.0
         except ValueError:
             cm3 = -1.0
-        if name not in CLASSES or cm3 < 0:
+        if name not in CLASSES or not math.isfinite(cm3) or cm3 < 0:
             raise ValueError(f"--min-volume {item!r}: expected CLASS=CM3 with CLASS one of {', '.join(CLASSES)} "
-                             "and CM3 a number >= 0")
+                             "and CM3 a finite number >= 0")
         out[name] = cm3 * 1000.0
     return out
 

@@ -30,6 +30,7 @@ from .postprocess import largest_component, postprocess_classes
 from .sliding import run_padded, sliding_window
 
 log = logging.getLogger(__name__)
+BLENDS = ("uniform", "gaussian")  # how overlapping tumor windows are averaged (sliding.sliding_window)
 
 
 @dataclass
@@ -109,6 +110,16 @@ class Predictor:
                 detail = ", ".join(f"{f}: {v}" for f, v in zip(self.folders, values))
                 raise ValueError(f"model folders disagree on {'.'.join(keys)} ({detail}); an ensemble "
                                  "averages models that see the same input")
+        for f, m in zip(self.folders, self.meta):
+            blend = m.get("inference", {}).get("blend", "uniform")
+            if blend not in BLENDS:
+                raise ValueError(f"{f}: model.json inference.blend {blend!r} is not one of {', '.join(BLENDS)}")
+        # how to apply and postprocess is read from the first folder: say so where the others differ
+        for key in ("inference", "postprocess"):
+            values = [m.get(key) for m in self.meta]
+            if any(v != values[0] for v in values[1:]):
+                log.warning("model folders disagree on %s; the first one's is used (%s: %s)", key, self.folders[0],
+                            values[0])
 
     def resolve_cascade(self, cascade: bool | None) -> bool:
         """Cascade unless told otherwise, or unless the tumor model was trained on whole images (the
@@ -232,6 +243,8 @@ class Predictor:
         inference = {"tta": False, "blend": "uniform", **self.meta[0].get("inference", {})}
         tta = inference["tta"] if o.tta is None else o.tta
         blend = inference["blend"] if o.blend is None else o.blend
+        if blend not in BLENDS:
+            raise ValueError(f"blend {blend!r}: expected one of {', '.join(BLENDS)}")
         contrasts = self.contrast_provenance(t1 is not None)
         timer = _Timer()
         t1_on_t2, reg = None, None
