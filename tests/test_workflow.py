@@ -126,6 +126,16 @@ def test_dry_run_all_splits_on_one_gpu_machine(tmp_path):
     assert counts["train_single"] == 1 and batched(counts, "phantom") >= 1
 
 
+def test_dry_run_the_slice_of_the_gpu_configuration_that_two_cores_run(tmp_path):
+    """config/gpu-slice-cpu.yaml over gpu.yaml: the same DAG on one split, on the CPU."""
+    r = snakemake("-n", "--cores", "2", "--configfile", "config/config.yaml", "config/gpu.yaml",
+                  "config/gpu-slice-cpu.yaml", "--config", *tmp_config(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    counts = job_counts(r.stdout)
+    assert counts["train_cord"] == counts["train_tumor"] == counts["train_single"] == counts["evaluate"] == 1
+    assert "gpu=1" not in r.stdout  # the training jobs ask for no GPU
+
+
 def test_working_grid_files_are_named_by_the_configured_spacing(tmp_path):
     """The working-grid files carry the configured spacing (``res-1x1x2`` by default, as ever, which
     test_small_run_generates_cohort_and_qc runs): preprocessing writes them under that name into the
