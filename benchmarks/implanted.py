@@ -16,7 +16,7 @@ and the mean over draws: one draw of 8 lesions moves the whole-tumor Dice by sev
 misleads phantom-trained models. ``--tta`` / ``--no-tta`` segment with mirror test-time augmentation or
 without it (``imsct segment --tta``; default: as the model folders say). ``--min-volume`` overrides the
 postprocessing's smallest kept object per class as ``imsct segment --min-volume`` does (``cavity=0``:
-no cavity removed; the implants' cavities, squeezed into the real pair's 53 mm of cord, are 0.6-1.0
+no cavity removed; the implants' cavities, squeezed into the real pair's 53 mm of cord, are 0.4-1.0
 cm3, near the paper's 0.5 cm3 floor).
 """
 

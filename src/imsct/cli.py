@@ -277,6 +277,7 @@ def cmd_metrics(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .inference.modelfolder import BLENDS  # hashlib and json only: no cost at start-up
 
     p = argparse.ArgumentParser(prog="imsct", description=__doc__)
     p.add_argument("--version", action="version", version=f"imsct {__version__}")
@@ -385,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-cascade", action="store_true", help="tumor model on the whole image (single step)")
     g.add_argument("--no-register", action="store_true",
                    help="the T1w is already aligned with the T2w (e.g. registered earlier): skip registration")
-    g.add_argument("--blend", choices=("uniform", "gaussian"),
+    g.add_argument("--blend", choices=BLENDS,
                    help="merging of overlapping windows (default: the model folder's; the paper's: uniform)")
     g.add_argument("--tta", action=argparse.BooleanOptionalAction,
                    help="mirror test-time augmentation (default: the model folder's; the paper's: off)")

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 MODEL_FORMAT = "imsct-model/2"  # 2: published U-Net topology, named safety-factor axes
+# how overlapping tumor windows are averaged (model.json inference.blend; sliding.sliding_window)
+BLENDS = ("uniform", "gaussian")
 
 
 def sha256(path) -> str:

@@ -25,12 +25,11 @@ import numpy as np
 from ..crops import cord_network_input, paper_to_array, safety_to_array, tumor_network_input, uncrop
 from ..paths import mask_name
 from ..preprocess.resample import canonical_grid, resample_image, to_native, zscore
-from .modelfolder import read_model_folder
+from .modelfolder import BLENDS, read_model_folder
 from .postprocess import largest_component, postprocess_classes
 from .sliding import run_padded, sliding_window
 
 log = logging.getLogger(__name__)
-BLENDS = ("uniform", "gaussian")  # how overlapping tumor windows are averaged (sliding.sliding_window)
 
 
 @dataclass

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..inference.modelfolder import MODEL_FORMAT, sha256
+from ..inference.modelfolder import BLENDS, MODEL_FORMAT, sha256
 from ..io import atomic_path
 from ..models.unet3d import ModifiedUNet3D
 
@@ -98,8 +98,8 @@ def inference_from_config(section: dict | None) -> dict:
     """The model folder's inference entry from the config's ``inference`` section."""
     section = section or {}
     blend = str(section.get("blend", INFERENCE["blend"]))
-    if blend not in ("uniform", "gaussian"):
-        raise ValueError(f"inference.blend: {blend!r} is not uniform or gaussian")
+    if blend not in BLENDS:
+        raise ValueError(f"inference.blend: {blend!r} is not one of {', '.join(BLENDS)}")
     return {"tta": bool(section.get("tta", INFERENCE["tta"])), "blend": blend}
 
 
