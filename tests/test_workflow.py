@@ -365,6 +365,66 @@ def test_training_rules_run_end_to_end(tiny_workflow_run, tmp_path):
     assert r.returncode == 0 and job_counts(r.stdout).get("train_cord") == 1, (r.stdout + r.stderr)[-3000:]
 
 
+def test_floors_chosen_on_validation_subjects_reach_the_predictions(tiny_workflow_run, tmp_path):
+    """postprocess.tune on the finished tiny run (copied): only export and what follows it reruns; each
+    model folder holds the floors chosen on the split's validation subject, with their scores, and
+    inference applies them."""
+    from helpers import TINY_WORKFLOW_4
+
+    for d in ("results", "resources"):
+        shutil.copytree(tiny_workflow_run / d, tmp_path / d)  # copy2: modification times kept
+    tune = tmp_path / "tune.yaml"
+    tune.write_text("postprocess: {tune: {enabled: true, candidates_cm3: [0, 0.001, 0.01], min_gain: 0}}\n")
+    args = ["--cores", "2", *TINY_WORKFLOW_4, str(tune), "--config", *tmp_config(tmp_path)]
+    # the copy has no Snakemake metadata (kept in the repository's .snakemake/) to see the params change
+    r = snakemake(*args, "--forcerun", "export", "export_single")
+    assert r.returncode == 0, r.stderr[-3000:]
+    counts = job_counts(r.stdout + r.stderr)
+    assert counts.get("export") == 1 and counts.get("export_single") == 1, counts
+    assert not any(k.startswith("train") or k.startswith("preprocess") for k in counts), counts
+    res = tmp_path / "results"
+    split = pd.read_csv(res / "splits/split-00.tsv", sep="\t")
+    val = sorted(split.loc[split["set"] == "val", "participant_id"].str.removeprefix("sub-"))
+    for folder, mode in (("onnx", "cascade"), ("onnx-single", "single")):
+        post = json.loads((res / "models/split-00" / folder / "model.json").read_text())["postprocess"]
+        tuning = post["tuning"]
+        assert tuning["subjects"] == val and tuning["candidates_cm3"] == [0, 0.001, 0.01]
+        scores = pd.DataFrame(tuning["scores"])
+        assert set(scores["class"]) == {"tumor", "edema", "cavity"}
+        # every candidate and the configured floor scored, one chosen per class, and that one is used
+        for cls, rows in scores.groupby("class"):
+            assert {0.0, 0.001, 0.01, config_floor(cls)} == set(rows["min_volume_cm3"]), rows
+            chosen = rows.loc[rows["chosen"], "min_volume_cm3"]
+            assert len(chosen) == 1 and post["min_volume_mm3"][cls] == pytest.approx(1000 * chosen.iloc[0])
+        pid = split.loc[split["set"] == "test", "participant_id"].iloc[0]
+        sidecar = json.loads((res / f"predictions/split-00/{mode}/{pid}/{pid}_label-edema_mask.json").read_text())
+        assert json.dumps(sidecar).count("tuning") == 0
+        assert find_key(sidecar, "min_volume_mm3") == post["min_volume_mm3"]
+    r = snakemake("-n", *args)
+    assert "Nothing to be done" in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]
+
+
+def config_floor(cls):
+    """The demo config's floor of a class, cm3."""
+    import yaml
+
+    return yaml.safe_load((REPO / "config/config.yaml").read_text())["postprocess"]["min_volume_cm3"][cls]
+
+
+def find_key(obj, key):
+    """The first value of ``key`` anywhere in a nested JSON object."""
+    if isinstance(obj, dict):
+        if key in obj:
+            return obj[key]
+        obj = list(obj.values())
+    if isinstance(obj, list):
+        for v in obj:
+            found = find_key(v, key)
+            if found is not None:
+                return found
+    return None
+
+
 def test_workflow_on_an_existing_bids_dataset(small_cohort, tmp_path):
     target = f"{tmp_path}/results/cohort/cohort.tsv"
     r = snakemake("--cores", "2", target, "--config", *tmp_config(tmp_path), f"bids_dir={small_cohort}")

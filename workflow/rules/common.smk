@@ -265,6 +265,34 @@ def get_infer_inputs(keys):
     return batch_manifests("phantom", keys) + t2w + batch_manifests("preprocess", keys)
 
 
+TUNE = config["postprocess"]["tune"]["enabled"]
+
+
+def get_tune_subjects(wildcards):
+    """postprocess.tune: what choosing a split's floors reads per validation subject (the T2w, the
+    registered T1w, the lesion labels on the T2w's grid); nothing when tuning is off."""
+    if not TUNE:
+        return {}
+    out = {}
+    for key in split_members(wildcards.split, "val"):
+        files = subject_inputs(key)
+        out[key] = {
+            "t2w": files["t2w"],
+            "t1w": L.registered_t1w(key),
+            "truth": {c: files[c] for c in LESIONS},
+        }
+    return out
+
+
+def get_tune_inputs(wildcards):
+    """The manifests (or source files) behind :func:`get_tune_subjects`."""
+    subjects = get_tune_subjects(wildcards)
+    labels = (
+        [] if SYNTHETIC else [f for s in subjects.values() for f in s["truth"].values()]
+    )
+    return get_infer_inputs(list(subjects)) + labels
+
+
 def registration_inputs(files):
     """A scan's registration inputs (training's or apply's): the T2w, the T1w where present and, when
     registration uses them, the disc labels of both."""
@@ -379,6 +407,7 @@ def get_report_inputs(wildcards):
         "cascade": L.evaluation("cascade_vs_single.tsv"),
         "summary": L.evaluation("summary.json"),
         "postprocess": L.evaluation("class_rules.tsv"),
+        "models": [L.model_folder(s) for s in SPLITS],
         # the example panels read the cascade's predictions of every split's test subjects
         "predictions": [
             L.batch_manifest(f"infer/split-{split}_cascade", b)

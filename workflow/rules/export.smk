@@ -1,21 +1,25 @@
-# Per split: both models to ONNX (parity-checked against PyTorch) in one self-contained model folder.
+# Per split: both models to ONNX (parity-checked against PyTorch) in one self-contained model folder;
+# with postprocess.tune, its floors then chosen on the split's validation subjects.
 
 
 rule export:
     input:
         cord=rules.train_cord.output.model,
         tumor=rules.train_tumor.output.model,
+        validation=get_tune_inputs,
     output:
         cord=L.model_folder("{split}", name="cord.onnx"),
         tumor=L.model_folder("{split}", name="tumor.onnx"),
         meta=L.model_folder("{split}"),
     log:
         L.log("export/split-{split}"),
+    threads: 2 if TUNE else 1
     params:
         training=TRAINING_RECIPE["tumor"],
         spacing=config["preprocess"]["spacing_mm"],
         postprocess=config["postprocess"],
         inference=config["inference"],
+        tune_subjects=get_tune_subjects,
     script:
         "../scripts/export.py"
 
@@ -25,16 +29,19 @@ rule export_single:
     input:
         cord=rules.train_cord.output.model,
         tumor=rules.train_single.output.model,
+        validation=get_tune_inputs,
     output:
         cord=L.model_folder("{split}", True, "cord.onnx"),
         tumor=L.model_folder("{split}", True, "tumor.onnx"),
         meta=L.model_folder("{split}", True),
     log:
         L.log("export/split-{split}_single"),
+    threads: 2 if TUNE else 1
     params:
         training=TRAINING_RECIPE["tumor"],
         spacing=config["preprocess"]["spacing_mm"],
         postprocess=config["postprocess"],
         inference=config["inference"],
+        tune_subjects=get_tune_subjects,
     script:
         "../scripts/export.py"

@@ -23,5 +23,6 @@ rule report:
         grids=[preproc_paths(s)["grid"] for s in SUBJECTS],
         training_logs=training_logs(),
         predictions={s: L.prediction_dir(s, "cascade") for s in SPLITS},
+        model_folders={s: L.model_folder(s) for s in SPLITS},
     script:
         "../scripts/report.py"

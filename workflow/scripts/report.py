@@ -10,6 +10,6 @@ tables = ("metrics", "table4", "per_type", "per_acquisition", "cascade", "summar
 evaluation = {k: getattr(inp, k) for k in tables}
 report = ReportInputs(participants=inp.cohort, grids=list(p.grids), registration=inp.registration,
                       training_logs=p.training_logs, evaluation=evaluation, subjects=p.subjects,
-                      predictions=p.predictions)
+                      predictions=p.predictions, model_folders=p.model_folders)
 out = build_report(report, smk.output.html, Path(smk.output.boxplot).parent)
 log.info("report: %s", out)

@@ -41,6 +41,12 @@ def _overlaps_per_lesion(mask: np.ndarray, other: np.ndarray) -> np.ndarray:
     return np.bincount(labels[other].ravel(), minlength=n + 1)[1:]
 
 
+def dice(gt: np.ndarray, pred: np.ndarray) -> float | None:
+    """Dice of two masks alone (as :func:`compare`'s): None when both are empty."""
+    g, p = np.asarray(gt) != 0, np.asarray(pred) != 0
+    return _ratio(2 * int((g & p).sum()), int(g.sum()) + int(p.sum()))
+
+
 def compare(gt: np.ndarray, pred: np.ndarray, voxel_mm3: float, overlap_mm3: float = DEFAULT_OVERLAP_MM3) -> dict:
     """All metrics for two boolean masks on the same grid; see the module docstring for the rules."""
     g, p = np.asarray(gt) != 0, np.asarray(pred) != 0

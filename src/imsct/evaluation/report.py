@@ -33,7 +33,7 @@ from ..viz import busiest_sagittal_slice, normalize_intensity, overlay_masks, sa
 COLOURS = {"tumor": "#e41a1c", "edema": "#ffb000", "cavity": "#1e90ff", "wholetumor": "#9b59b6"}
 TITLES = {"tumor": "Tumor core", "edema": "Edema", "cavity": "Cavity", "wholetumor": "Whole tumor"}
 SECTIONS = ("Cohort", "Registration QC", "Training", "Table 4", "Per tumor type", "Per acquisition",
-            "Dice per class", "Volume agreement", "Cascade vs single step", "Class rule", "Examples")
+            "Dice per class", "Volume agreement", "Cascade vs single step", "Class rule", "Postprocessing", "Examples")
 
 
 @dataclass
@@ -45,6 +45,7 @@ class ReportInputs:
     evaluation: dict[str, str]  # metrics, table4, per_type, per_acquisition, cascade, summary
     subjects: dict[str, dict] = field(default_factory=dict)  # key -> {t2w, t1w, gt: {...}}
     predictions: dict[str, str] = field(default_factory=dict)  # split -> the cascade's prediction folder
+    model_folders: dict[str, str] = field(default_factory=dict)  # split -> the cascade's model.json
 
 
 def _png(fig, dpi: int = 90) -> str:
@@ -174,6 +175,40 @@ def bland_altman(df: pd.DataFrame):
     return fig
 
 
+def postprocess_section(model_jsons: dict[str, str]) -> str:
+    """The smallest kept object per class and split, as each cascade model folder applies it: the
+    configured floors, or those chosen on the split's validation subjects (postprocess.tune)."""
+    if not model_jsons:
+        return "<p>n/a</p>"
+    rows, tuned = {}, False
+    for split, path in sorted(model_jsons.items()):
+        post = json.loads(Path(path).read_text())["postprocess"]
+        tuning = post.get("tuning")
+        row = {TITLES[c]: post["min_volume_mm3"].get(c, 0.0) / 1000 for c in CLASSES}
+        if tuning:
+            tuned = True
+            scores = pd.DataFrame(tuning["scores"])
+            gain = []
+            for c, g in scores.groupby("class", sort=False):
+                chosen, configured = g.loc[g["chosen"], "dice"], g.loc[g["configured"], "dice"]
+                if not g.loc[g["chosen"], "configured"].iloc[0]:
+                    gain.append(f"{TITLES[c]} {100 * (chosen.iloc[0] - configured.iloc[0]):+.1f}")
+            row["set by"] = f"{len(tuning['subjects'])} validation subjects"
+            row["validation Dice gained (points)"] = ", ".join(gain) or "none (configured kept)"
+        else:
+            row["set by"] = "configuration"
+        rows[f"split {split}"] = row
+    text = ("<p>Objects smaller than these (cm³) are removed from each class (paper section 2.5: 0.2 tumor, "
+            "0.5 edema and cavity). ")
+    if tuned:
+        text += ("Chosen per split on its validation subjects (<code>postprocess.tune</code>; not in the paper): "
+                 "the candidate with the best mean validation Dice, the configured floor unless another gains "
+                 "at least its <code>min_gain</code>.</p>")
+    else:
+        text += "From <code>postprocess.min_volume_cm3</code>.</p>"
+    return text + _table(pd.DataFrame.from_dict(rows, orient="index"))
+
+
 def example_panel(case: dict, pred_dir: Path, title: str):
     """One row: T2w, T1w, ground truth, prediction, in the sagittal slice with the most ground truth."""
     t2 = load_image(case["t2w"])
@@ -280,11 +315,13 @@ def build_report(inp: ReportInputs, out_html, figures_dir=None) -> Path:
             "most specific: tumor, then cavity, then edema); <code>postprocess.exclusive</code> picks the one "
             "the model folders use.</p>"
             + (_table(_read_table(ev["postprocess"])) if ev.get("postprocess") else "<p>n/a</p>")),
+        "Postprocessing": postprocess_section(inp.model_folders),
         "Examples": examples_section(df, inp.subjects, inp.predictions),
     }
     return write_page("imsct report", "imsct: intramedullary spinal cord tumor segmentation",
-                      f"imsct {__version__}; {df['subject'].nunique()} test subjects over {summary['splits']} "
-                      "split(s).", sections, out_html)
+                      f"imsct {__version__}; {summary['test_cases']} test cases over {summary['splits']} split(s), "
+                      f"{df['subject'].nunique()} distinct subjects (random splits may test a subject more than "
+                      "once).", sections, out_html)
 
 
 def write_page(title: str, heading: str, intro_html: str, sections: dict[str, str], out_html) -> Path:

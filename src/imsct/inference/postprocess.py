@@ -8,6 +8,9 @@ import math
 import cc3d
 import numpy as np
 
+# the exclusive rule's order: a voxel goes to the first of these whose output passes the threshold
+EXCLUSIVE_ORDER = ("tumor", "cavity", "edema")
+
 
 def parse_min_volumes(items) -> dict[str, float]:
     """``["tumor=0.2", "cavity=0"]`` (cm3, as ``imsct segment --min-volume`` takes them) -> mm3 per class;
@@ -50,12 +53,26 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return labels == counts.argmax()
 
 
+def binarize(prob: np.ndarray, threshold: float = 0.5) -> dict[str, np.ndarray]:
+    """Each sigmoid output (``prob``: tumor, edema, cavity, whole tumor) thresholded on its own."""
+    from ..classes import CLASSES
+
+    return {c: prob[i] >= threshold for i, c in enumerate(CLASSES)}
+
+
 def postprocess_classes(prob: np.ndarray, voxel_mm3: float, threshold: float = 0.5, fill_holes: bool = True,
                         min_volume_mm3: dict | None = None, exclusive: bool = False) -> dict[str, np.ndarray]:
     """Binary masks from the tumor model's sigmoid outputs (``prob``: tumor, edema, cavity, whole tumor),
     paper section 2.5 in the order the published configuration runs them (ivadomed's
     ``postprocessing``: binarize_prediction, remove_small, fill_holes): each output thresholded on
-    its own, objects smaller than the class's minimum volume (mm3) removed, holes filled.
+    its own, then :func:`postprocess_binary`."""
+    return postprocess_binary(binarize(prob, threshold), voxel_mm3, fill_holes, min_volume_mm3, exclusive)
+
+
+def postprocess_binary(binary: dict[str, np.ndarray], voxel_mm3: float, fill_holes: bool = True,
+                       min_volume_mm3: dict | None = None, exclusive: bool = False) -> dict[str, np.ndarray]:
+    """Thresholded outputs (class -> mask) -> final masks: objects smaller than the class's minimum
+    volume (mm3) removed, holes filled.
 
     ``exclusive`` (off in the paper) gives a voxel above threshold in several of tumor, edema and
     cavity to the most specific one: tumor core, then cavity, then the edema that surrounds them
@@ -67,15 +84,14 @@ def postprocess_classes(prob: np.ndarray, voxel_mm3: float, threshold: float = 0
     from ..classes import CLASSES
 
     min_volume_mm3 = min_volume_mm3 or {}
-    binary = {c: prob[i] >= threshold for i, c in enumerate(CLASSES)}
     if not exclusive:
         out = {c: remove_small(binary[c], min_volume_mm3.get(c, 0.0), voxel_mm3) for c in CLASSES}
         return {c: binary_fill_holes(m) if fill_holes else m for c, m in out.items()}
     if fill_holes:
         binary = {c: binary_fill_holes(m) for c, m in binary.items()}
     out = {}
-    taken = np.zeros(prob.shape[1:], bool)
-    for name in ("tumor", "cavity", "edema"):
+    taken = np.zeros(binary["tumor"].shape, bool)
+    for name in EXCLUSIVE_ORDER:
         out[name] = remove_small(binary[name] & ~taken, min_volume_mm3.get(name, 0.0), voxel_mm3)
         taken |= out[name]
     whole = binary["wholetumor"] | taken

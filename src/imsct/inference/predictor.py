@@ -58,6 +58,27 @@ class Segmentation:
     probabilities: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+def _untuned(post: dict | None) -> dict | None:
+    """A postprocess entry without what postprocess.tune chose per folder (floors and their scores)."""
+    if not post or "tuning" not in post:
+        return post
+    return {k: v for k, v in post.items() if k not in ("tuning", "min_volume_mm3")}
+
+
+def ensemble_postprocess(meta: list[dict]) -> dict:
+    """The postprocess entry an ensemble applies: the first folder's, except that where the folders'
+    floors were chosen on their own validation subjects (postprocess.tune; the splits of one run),
+    each class takes the median of their floors, as no one split's choice speaks for the averaged
+    models."""
+    post = dict(meta[0]["postprocess"])
+    tuned = [m["postprocess"]["min_volume_mm3"] for m in meta if "tuning" in m["postprocess"]]
+    if len(meta) > 1 and len(tuned) == len(meta):
+        post["min_volume_mm3"] = {c: float(np.median([f.get(c, 0.0) for f in tuned])) for c in tuned[0]}
+        log.info("an ensemble of %d folders with floors chosen on validation: the median per class (%s)",
+                 len(meta), ", ".join(f"{c} {v / 1000:g} cm3" for c, v in post["min_volume_mm3"].items()))
+    return post
+
+
 class Predictor:
     def __init__(self, folders, device: str = "cpu", threads: int = 2):
         import onnxruntime as ort
@@ -114,8 +135,9 @@ class Predictor:
             if blend not in BLENDS:
                 raise ValueError(f"{f}: model.json inference.blend {blend!r} is not one of {', '.join(BLENDS)}")
         # how to apply and postprocess is read from the first folder: say so where the others differ
+        self.post = ensemble_postprocess(self.meta)
         for key in ("inference", "postprocess"):
-            values = [m.get(key) for m in self.meta]
+            values = [_untuned(m.get(key)) if key == "postprocess" else m.get(key) for m in self.meta]
             if any(v != values[0] for v in values[1:]):
                 log.warning("model folders disagree on %s; the first one's is used (%s: %s)", key, self.folders[0],
                             values[0])
@@ -215,7 +237,7 @@ class Predictor:
     def postprocess(self, prob: np.ndarray, voxel_mm3: float, o: SegmentOptions) -> tuple[dict, dict, dict]:
         """Masks with the chosen class rule, with the other rule, and the settings used; ``prob`` on the
         grid the masks are for (voxels of ``voxel_mm3``)."""
-        post = self.meta[0]["postprocess"]
+        post = self.post
         settings = {"threshold": post["threshold"] if o.threshold is None else o.threshold,
                     "fill_holes": post["fill_holes"] if o.fill_holes is None else o.fill_holes,
                     "exclusive": bool(post.get("exclusive", False)) if o.exclusive is None else o.exclusive,

@@ -1,0 +1,114 @@
+"""postprocess.tune: the smallest kept objects chosen on validation subjects (imsct.inference.tuning)."""
+
+import numpy as np
+import pytest
+
+from imsct.evaluation.metrics import dice
+from imsct.inference.postprocess import postprocess_binary
+from imsct.inference.tuning import choose_min_volumes, validation_case
+
+SHAPE = (40, 30, 20)
+
+
+def _ball(center, radius, shape=SHAPE):
+    grid = np.indices(shape)
+    return sum((g - c) ** 2 for g, c in zip(grid, center)) <= radius**2
+
+
+def _case(key, truth_lesion, predicted=None, specks=()):
+    """A validation subject: truth = one edema ball (and nothing else); the prediction = the same ball
+    (or ``predicted``) plus false-positive specks."""
+    empty = np.zeros(SHAPE, bool)
+    truth = {"tumor": empty, "edema": truth_lesion, "cavity": empty}
+    pred = (truth_lesion if predicted is None else predicted).copy()
+    for s in specks:
+        pred[s] = True
+    binary = {"tumor": empty, "edema": pred, "cavity": empty, "wholetumor": pred}
+    truth["wholetumor"] = truth_lesion
+    return validation_case(key, binary, truth, 1.0)
+
+
+def test_a_floor_that_removes_true_small_lesions_is_lowered():
+    """Edemas of about 0.1 cm3 (113 voxels of 1 mm3) are what the validation subjects hold: the
+    configured 0.5 cm3 removes every one (Dice 0), a candidate of 0.05 keeps them (Dice 1)."""
+    cases = [_case(f"s{i}", _ball((20, 15, 10), 3)) for i in range(3)]
+    configured = {"tumor": 200.0, "edema": 500.0, "cavity": 500.0, "wholetumor": 0.0}
+    floors, rows = choose_min_volumes(cases, configured, [0.0, 0.05, 0.5, 1.0], ["tumor", "edema", "cavity"], 0.01)
+    assert floors["edema"] in (0.0, 50.0)
+    assert floors["tumor"] == 200.0 and floors["cavity"] == 500.0  # undefined Dice everywhere: kept
+    edema = {r["min_volume_cm3"]: r for r in rows if r["class"] == "edema"}
+    assert edema[0.5]["dice"] == 0.0 and edema[0.5]["configured"] and not edema[0.5]["chosen"]
+    assert edema[0.05]["dice"] == 1.0 and edema[0.05]["cases"] == 3
+    assert sum(r["chosen"] for r in rows if r["class"] == "edema") == 1
+
+
+def test_specks_make_a_higher_floor_win_and_min_gain_keeps_the_configured_one():
+    lesion = _ball((20, 15, 10), 6)  # about 0.9 cm3
+    specks = [(slice(2, 4), slice(2, 4), slice(2, 4)), (slice(35, 37), slice(25, 27), slice(1, 3))]
+    cases = [_case(f"s{i}", lesion, specks=specks) for i in range(2)]
+    configured = {"edema": 0.0}
+    floors, _ = choose_min_volumes(cases, configured, [0.0, 0.05, 0.5], ["edema"], 0.0)
+    assert floors["edema"] in (50.0, 500.0)  # the 8-voxel specks go, the lesion stays
+    gain = 1.0 - dice(lesion, lesion | _specks_mask(specks))  # what removing the specks buys
+    assert 0 < gain < 0.1
+    floors, _ = choose_min_volumes(cases, configured, [0.0, 0.05, 0.5], ["edema"], gain + 0.001)
+    assert floors["edema"] == 0.0
+
+
+def _specks_mask(specks):
+    m = np.zeros(SHAPE, bool)
+    for s in specks:
+        m[s] = True
+    return m
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_the_crop_scores_as_the_whole_image(exclusive):
+    """The validation case is cropped to where a mask holds a voxel, with background around it: every
+    floor gives the same Dice on the crop as on the whole image, holes and lesions at the border
+    included."""
+    rng = np.random.default_rng(3)
+    binary = {c: rng.random(SHAPE) > 0.93 for c in ("tumor", "edema", "cavity", "wholetumor")}
+    ring = _ball((20, 15, 0), 6) & ~_ball((20, 15, 0), 3)  # a hole, at the image's edge
+    binary["edema"] |= ring
+    truth = {c: rng.random(SHAPE) > 0.95 for c in ("tumor", "edema", "cavity")}
+    truth["wholetumor"] = truth["tumor"] | truth["edema"] | truth["cavity"]
+    case = validation_case("s", binary, truth, 2.0)
+    for floors in ({}, {"tumor": 10.0, "edema": 30.0, "cavity": 4.0, "wholetumor": 12.0}):
+        full = postprocess_binary(binary, 2.0, True, floors, exclusive)
+        crop = postprocess_binary(case.binary, 2.0, True, floors, exclusive)
+        for c in full:
+            assert dice(truth[c], full[c]) == pytest.approx(dice(case.truth[c], crop[c]))
+
+
+def test_a_small_lesion_cropped_tightly_keeps_its_hole():
+    """A lesion far from the border, cropped to its box: the hole inside is filled as on the whole
+    image, and the crop is much smaller than the image."""
+    ring = _ball((20, 15, 10), 5) & ~_ball((20, 15, 10), 2)
+    empty = np.zeros(SHAPE, bool)
+    binary = {"tumor": ring, "edema": empty, "cavity": empty, "wholetumor": ring}
+    truth = {"tumor": _ball((20, 15, 10), 5), "edema": empty, "cavity": empty}
+    truth["wholetumor"] = truth["tumor"]
+    case = validation_case("s", binary, truth, 1.0)
+    assert case.binary["tumor"].shape == (13, 13, 13)  # the ball's 11 voxels and one of background each side
+    assert dice(case.truth["tumor"], postprocess_binary(case.binary, 1.0)["tumor"]) == 1.0
+    assert dice(case.truth["tumor"], postprocess_binary(case.binary, 1.0, fill_holes=False)["tumor"]) < 1.0
+
+
+def test_an_ensemble_of_tuned_folders_takes_the_median_floor():
+    from imsct.inference.predictor import ensemble_postprocess
+
+    def meta(edema, tuned=True):
+        post = {"threshold": 0.5, "fill_holes": True, "exclusive": False,
+                "min_volume_mm3": {"tumor": 200.0, "edema": edema, "cavity": 500.0, "wholetumor": 0.0}}
+        if tuned:
+            post["tuning"] = {"subjects": ["001"]}
+        return {"postprocess": post}
+
+    folders = [meta(500.0), meta(100.0), meta(50.0)]
+    assert ensemble_postprocess(folders)["min_volume_mm3"]["edema"] == 100.0
+    assert ensemble_postprocess(folders)["min_volume_mm3"]["tumor"] == 200.0
+    # one folder alone, or folders whose floors were configured: the first one's, as before
+    assert ensemble_postprocess(folders[2:])["min_volume_mm3"]["edema"] == 50.0
+    untuned = [meta(500.0, False), meta(100.0, False)]
+    assert ensemble_postprocess(untuned)["min_volume_mm3"]["edema"] == 500.0
