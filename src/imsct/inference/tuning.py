@@ -90,7 +90,9 @@ def choose_min_volumes(cases: list[ValidationCase], configured_mm3: dict, candid
         base = scores[configured][0]
         best = configured
         if base is not None:
-            top = max(values, key=lambda v: (scores[v][0], v == configured))
+            # ties: the configured floor, else the largest (the fewest objects kept on the same evidence)
+            top = max((v for v in values if scores[v][0] is not None),
+                      key=lambda v: (scores[v][0], v == configured, v))
             if scores[top][0] >= base + min_gain:
                 best = top
         floors[cls] = best
