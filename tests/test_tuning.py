@@ -37,6 +37,7 @@ def test_a_floor_that_removes_true_small_lesions_is_lowered():
     assert floors["edema"] == 50.0  # 0 scores the same: a tie goes to the larger floor
     assert floors["tumor"] == 200.0 and floors["cavity"] == 500.0  # undefined Dice everywhere: kept
     edema = {r["min_volume_cm3"]: r for r in rows if r["class"] == "edema"}
+    assert 1.0 not in edema  # above the configured floor: not tried (direction lower)
     assert edema[0.5]["dice"] == 0.0 and edema[0.5]["configured"] and not edema[0.5]["chosen"]
     assert edema[0.05]["dice"] == 1.0 and edema[0.05]["cases"] == 3
     assert sum(r["chosen"] for r in rows if r["class"] == "edema") == 1
@@ -47,12 +48,29 @@ def test_specks_make_a_higher_floor_win_and_min_gain_keeps_the_configured_one():
     specks = [(slice(2, 4), slice(2, 4), slice(2, 4)), (slice(35, 37), slice(25, 27), slice(1, 3))]
     cases = [_case(f"s{i}", lesion, specks=specks) for i in range(2)]
     configured = {"edema": 0.0}
-    floors, _ = choose_min_volumes(cases, configured, [0.0, 0.05, 0.5], ["edema"], 0.0)
-    assert floors["edema"] == 500.0  # the 8-voxel specks go, the lesion stays; 0.05 ties, the larger wins
+    floors, _ = choose_min_volumes(cases, configured, [0.0, 0.05, 0.5], ["edema"], 0.0, direction="both")
+    assert floors["edema"] == 50.0  # the 8-voxel specks go, the lesion stays; 0.5 ties, 0.05 is nearer 0
+    # by default a floor is only lowered: from 0 nothing else is tried
+    floors, rows = choose_min_volumes(cases, configured, [0.0, 0.05, 0.5], ["edema"], 0.0)
+    assert floors["edema"] == 0.0 and [r["min_volume_cm3"] for r in rows] == [0.0]
     gain = 1.0 - dice(lesion, lesion | _specks_mask(specks))  # what removing the specks buys
     assert 0 < gain < 0.1
-    floors, _ = choose_min_volumes(cases, configured, [0.0, 0.05, 0.5], ["edema"], gain + 0.001)
+    floors, _ = choose_min_volumes(cases, configured, [0.0, 0.05, 0.5], ["edema"], gain + 0.001, direction="both")
     assert floors["edema"] == 0.0
+
+
+def test_of_the_candidates_near_the_best_the_one_nearest_the_configured_floor_is_taken():
+    """20 validation lesions of 0.26 cm3 and one of 0.03 cm3: floor 0 keeps all (Dice 1), 0.05 and
+    0.2 all but the tiny one (0.952), the configured 0.5 none. 0 is best, but within min_gain 0.1 of
+    it the floor nearest the configured one is 0.2."""
+    cases = [_case(f"s{i}", _ball((20, 15, 10), 4)) for i in range(20)] + [_case("tiny", _ball((20, 15, 10), 2))]
+    configured = {"edema": 500.0}
+    floors, rows = choose_min_volumes(cases, configured, [0.0, 0.05, 0.2], ["edema"], 0.1)
+    assert floors["edema"] == 200.0
+    score = {r["min_volume_cm3"]: r["dice"] for r in rows}
+    assert score[0.0] == 1.0 and score[0.2] == pytest.approx(20 / 21) and score[0.5] == 0.0
+    # with no tolerance, the best itself
+    assert choose_min_volumes(cases, configured, [0.0, 0.05, 0.2], ["edema"], 0.0)[0]["edema"] == 0.0
 
 
 def _specks_mask(specks):

@@ -1,18 +1,22 @@
 """Postprocessing floors chosen on a split's validation subjects (``postprocess.tune``; not in the
 paper, off in ``paper.yaml``).
 
-The paper removes objects smaller than 0.2 cm3 (tumor) and 0.5 cm3 (edema, cavity), sizes set for its
-clinical cohort. A cohort whose lesions are smaller (the demo's phantoms, real scans with a short
-field of view) loses whole edemas and syringes to them. nnU-Net settles its postprocessing on its
-cross-validation rather than by hand; here each split's exported models segment that split's
+The paper removes objects smaller than 0.2 cm3 (tumor) and 0.5 cm3 (edema, cavity), sizes set for
+its clinical cohort. A cohort whose lesions are smaller (the demo's phantoms, real scans with a
+short field of view) loses whole edemas and syringes to them. nnU-Net settles its postprocessing on
+its cross-validation rather than by hand; here each split's exported models segment that split's
 validation subjects (never its test subjects), and for each class the smallest kept object is the
 candidate with the best mean validation Dice, the configured floor unless another beats it by
-``min_gain``. The classes are taken one after the other in the exclusive rule's order (tumor, cavity,
-edema, then whole tumor), each with the floors already chosen: exact for the paper's independent
-outputs, where a class's mask depends only on its own floor, and a greedy search under the
-exclusive rule. The choice is written into the model folder's ``model.json`` (``postprocess``), so
-the workflow's inference and ``imsct segment`` apply it, and the scores behind it beside it
-(``postprocess.tuning``).
+``min_gain`` (and then, of the candidates within ``min_gain`` of the best, the one nearest the
+configured floor). By default only floors at or below the configured one are tried (``direction:
+lower``): a split's few validation subjects can show that true lesions smaller than the floor exist,
+but not that none lies just above it (raising the edema floor to 1 cm3 on 8 validation subjects cost
+test Dice on both demo cohorts measured, README). The classes are taken one after the other in the
+exclusive rule's order (tumor, cavity, edema, then whole tumor), each with the floors already
+chosen: exact for the paper's independent outputs, where a class's mask depends only on its own
+floor, and a greedy search under the exclusive rule. The choice is written into the model folder's
+``model.json`` (``postprocess``), so the workflow's inference and ``imsct segment`` apply it, and
+the scores behind it beside it (``postprocess.tuning``).
 """
 
 from __future__ import annotations
@@ -76,25 +80,35 @@ def mean_dice(cases: list[ValidationCase], cls: str, floors_mm3: dict, fill_hole
 
 
 def choose_min_volumes(cases: list[ValidationCase], configured_mm3: dict, candidates_cm3, classes,
-                       min_gain: float, fill_holes: bool = True, exclusive: bool = False) -> tuple[dict, list]:
+                       min_gain: float, fill_holes: bool = True, exclusive: bool = False,
+                       direction: str = "lower") -> tuple[dict, list]:
     """The floors (mm3 per class) with the best mean validation Dice, class by class in
     :data:`TUNE_ORDER`; a class keeps its configured floor unless a candidate beats it by at least
-    ``min_gain``, and where the Dice is undefined on every case. Returns the floors and one row per
-    class and candidate (cm3, mean Dice, cases, chosen)."""
+    ``min_gain``, and where the Dice is undefined on every case; it then takes, of the candidates
+    within ``min_gain`` of the best, the one nearest the configured floor. ``direction`` lower: only candidates
+    at or below the configured floor. Returns the floors and one row per class and candidate (cm3,
+    mean Dice, cases, chosen)."""
+    if direction not in ("lower", "both"):
+        raise ValueError(f"postprocess.tune.direction: {direction!r} is not lower or both")
     floors = {c: float(v) for c, v in configured_mm3.items()}
     rows = []
     for cls in (c for c in TUNE_ORDER if c in classes):
         configured = floors.get(cls, 0.0)
         values = sorted({round(float(v) * 1000.0, 6) for v in candidates_cm3} | {configured})
+        if direction == "lower":
+            values = [v for v in values if v <= configured]
         scores = {v: mean_dice(cases, cls, floors | {cls: v}, fill_holes, exclusive) for v in values}
         base = scores[configured][0]
         best = configured
-        if base is not None:
-            # ties: the configured floor, else the largest (the fewest objects kept on the same evidence)
-            top = max((v for v in values if scores[v][0] is not None),
-                      key=lambda v: (scores[v][0], v == configured, v))
-            if scores[top][0] >= base + min_gain:
-                best = top
+        defined = [v for v in values if scores[v][0] is not None]
+        if base is not None and defined:
+            top = max(scores[v][0] for v in defined)
+            if top >= base + min_gain - 1e-12:
+                # the candidate nearest the configured floor among those within min_gain of the best
+                # (differences smaller than min_gain are taken for noise, as the one-standard-error rule
+                # takes the simplest model near the best); ties go to the larger floor
+                near = [v for v in defined if scores[v][0] == top or top - scores[v][0] < min_gain]
+                best = min(near, key=lambda v: (abs(v - configured), -v))
         floors[cls] = best
         rows += [{"class": cls, "min_volume_cm3": v / 1000.0, "dice": scores[v][0], "cases": scores[v][1],
                   "configured": v == configured, "chosen": v == best} for v in values]
@@ -148,13 +162,15 @@ def tune_model_folder(folder, subjects: dict, settings: dict, threads: int = 2) 
         cases.append(validation_case(key, binarize(prob, post["threshold"]), load_truth(s["truth"], t2, key), voxel))
     exclusive = bool(post.get("exclusive", False))
     floors, rows = choose_min_volumes(cases, post["min_volume_mm3"], settings["candidates_cm3"], settings["classes"],
-                                      float(settings["min_gain"]), post["fill_holes"], exclusive)
+                                      float(settings["min_gain"]), post["fill_holes"], exclusive,
+                                      settings.get("direction", "lower"))
     meta = read_model_folder(folder)
     meta["postprocess"] = {**post, "min_volume_mm3": floors,
                            "tuning": {"configured_mm3": post["min_volume_mm3"], "subjects": sorted(subjects),
                                       "rule": "exclusive" if exclusive else "independent",
                                       "candidates_cm3": [float(v) for v in settings["candidates_cm3"]],
-                                      "min_gain": float(settings["min_gain"]), "scores": rows}}
+                                      "min_gain": float(settings["min_gain"]),
+                                      "direction": settings.get("direction", "lower"), "scores": rows}}
     write_json(meta, folder / "model.json")
     log.info("%s: floors chosen on %d validation subjects: %s", folder, len(subjects),
              json.dumps({c: round(v / 1000, 4) for c, v in floors.items()}))
