@@ -366,15 +366,19 @@ def test_training_rules_run_end_to_end(tiny_workflow_run, tmp_path):
 
 
 def test_floors_chosen_on_validation_subjects_reach_the_predictions(tiny_workflow_run, tmp_path):
-    """postprocess.tune on the finished tiny run (copied): only export and what follows it reruns; each
-    model folder holds the floors chosen on the split's validation subject, with their scores, and
-    inference applies them."""
+    """postprocess.tune (the demo's, tumor and cavity) with other settings on the finished tiny run
+    (copied): only export and what follows it reruns; each model folder holds the floors chosen on the
+    split's validation subject, with their scores, and inference applies them."""
     from helpers import TINY_WORKFLOW_4
 
     for d in ("results", "resources"):
         shutil.copytree(tiny_workflow_run / d, tmp_path / d)  # copy2: modification times kept
+    demo = json.loads((tmp_path / "results/models/split-00/onnx/model.json").read_text())["postprocess"]
+    assert {r["class"] for r in demo["tuning"]["scores"]} == {"tumor", "cavity"}  # the demo's classes
+    assert demo["min_volume_mm3"]["edema"] == 1000 * config_floor("edema")
     tune = tmp_path / "tune.yaml"
-    tune.write_text("postprocess: {tune: {enabled: true, candidates_cm3: [0, 0.001, 0.01], min_gain: 0}}\n")
+    tune.write_text("postprocess: {tune: {enabled: true, candidates_cm3: [0, 0.001, 0.01], min_gain: 0,\n"
+                    "                     classes: [tumor, edema, cavity]}}\n")
     args = ["--cores", "2", *TINY_WORKFLOW_4, str(tune), "--config", *tmp_config(tmp_path)]
     # the copy has no Snakemake metadata (kept in the repository's .snakemake/) to see the params change
     r = snakemake(*args, "--forcerun", "export", "export_single")
