@@ -130,3 +130,21 @@ def test_an_ensemble_of_tuned_folders_takes_the_median_floor():
     assert ensemble_postprocess(folders[2:])["min_volume_mm3"]["edema"] == 50.0
     untuned = [meta(500.0, False), meta(100.0, False)]
     assert ensemble_postprocess(untuned)["min_volume_mm3"]["edema"] == 500.0
+
+
+def test_the_paper_and_gpu_configurations_keep_the_published_floors_untuned():
+    """Layered over the demo's config as the workflow layers them (Snakemake's update_config), paper.yaml
+    and gpu.yaml apply the paper's floors as published; the demo tunes its tumor and cavity floors."""
+    from pathlib import Path
+
+    import yaml
+    from snakemake.utils import update_config
+
+    config = Path(__file__).resolve().parents[1] / "config"
+    demo = yaml.safe_load((config / "config.yaml").read_text())
+    assert demo["postprocess"]["tune"] == {"enabled": True, "classes": ["tumor", "cavity"]}
+    for name in ("paper.yaml", "gpu.yaml"):
+        merged = yaml.safe_load((config / "config.yaml").read_text())
+        update_config(merged, yaml.safe_load((config / name).read_text()))
+        assert merged["postprocess"]["tune"]["enabled"] is False, name
+        assert merged["postprocess"]["min_volume_cm3"] == {"tumor": 0.2, "edema": 0.5, "cavity": 0.5}, name

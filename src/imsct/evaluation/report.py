@@ -202,8 +202,9 @@ def postprocess_section(model_jsons: dict[str, str]) -> str:
             "0.5 edema and cavity). ")
     if tuned:
         text += ("Chosen per split on its validation subjects (<code>postprocess.tune</code>; not in the paper): "
-                 "the candidate with the best mean validation Dice, the configured floor unless another gains "
-                 "at least its <code>min_gain</code>.</p>")
+                 "the configured floor, unless a candidate (by default only smaller ones) gains at least "
+                 "<code>min_gain</code> mean validation Dice; then, of the candidates within <code>min_gain</code> "
+                 "of the best, the one nearest the configured floor.</p>")
     else:
         text += "From <code>postprocess.min_volume_cm3</code>.</p>"
     return text + _table(pd.DataFrame.from_dict(rows, orient="index"))
