@@ -99,6 +99,19 @@ def test_the_crop_scores_as_the_whole_image(exclusive):
             assert dice(truth[c], full[c]) == pytest.approx(dice(case.truth[c], crop[c]))
 
 
+def test_truth_beyond_the_predicted_box_is_kept_in_the_crop():
+    """The crop holds the truth as well as the prediction: a prediction smaller than the lesion scores
+    the same Dice as on the whole image (a crop to the prediction alone would cut the truth down)."""
+    empty = np.zeros(SHAPE, bool)
+    pred, lesion = _ball((20, 15, 10), 3), _ball((20, 15, 10), 6)
+    binary = {"tumor": pred, "edema": empty, "cavity": empty, "wholetumor": pred}
+    truth = {"tumor": lesion, "edema": empty, "cavity": empty, "wholetumor": lesion}
+    case = validation_case("s", binary, truth, 1.0)
+    expected = dice(lesion, pred)
+    assert 0.1 < expected < 0.5
+    assert dice(case.truth["tumor"], postprocess_binary(case.binary, 1.0)["tumor"]) == pytest.approx(expected)
+
+
 def test_a_small_lesion_cropped_tightly_keeps_its_hole():
     """A lesion far from the border, cropped to its box: the hole inside is filled as on the whole
     image, and the crop is much smaller than the image."""
@@ -148,3 +161,75 @@ def test_the_paper_and_gpu_configurations_keep_the_published_floors_untuned():
         update_config(merged, yaml.safe_load((config / name).read_text()))
         assert merged["postprocess"]["tune"]["enabled"] is False, name
         assert merged["postprocess"]["min_volume_cm3"] == {"tumor": 0.2, "edema": 0.5, "cavity": 0.5}, name
+
+
+def _anat(cohort, sub):
+    return cohort / sub / "anat", cohort / "derivatives/labels" / sub / "anat"
+
+
+def test_a_model_folder_tuned_on_phantom_subjects(tiny_model_folder, small_cohort, tmp_path):
+    """tune_model_folder on the tiny models and two phantom subjects: model.json gains the tuning
+    record (subjects, every candidate at or below the configured floor scored, one chosen per class)
+    and keeps its ONNX files' hashes; a label on another grid is refused, naming the file."""
+    import json
+    import shutil
+
+    import nibabel as nib
+
+    from imsct.inference.modelfolder import read_model_folder
+    from imsct.inference.tuning import tune_model_folder
+
+    folder = tmp_path / "onnx"
+    shutil.copytree(tiny_model_folder, folder)
+    subjects = {}
+    for sub in ("sub-003", "sub-007"):
+        anat, labels = _anat(small_cohort, sub)
+        subjects[sub[4:]] = {"t2w": str(anat / f"{sub}_T2w.nii.gz"), "t1w": str(anat / f"{sub}_ce-gad_T1w.nii.gz"),
+                             "truth": {c: str(labels / f"{sub}_T2w_label-{c}_mask.nii.gz")
+                                       for c in ("tumor", "edema", "cavity")}}
+    settings = {"candidates_cm3": [0.0, 0.1, 2.0], "classes": ["tumor", "cavity"], "min_gain": 0.0}
+    post = tune_model_folder(folder, subjects, settings, threads=1)
+    meta = read_model_folder(folder)  # hashes still match
+    assert meta["postprocess"] == json.loads(json.dumps(post))
+    tuning = post["tuning"]
+    assert tuning["subjects"] == ["003", "007"] and tuning["direction"] == "lower"
+    for cls in ("tumor", "cavity"):
+        rows = [r for r in tuning["scores"] if r["class"] == cls]
+        configured = tuning["configured_mm3"][cls] / 1000
+        assert {r["min_volume_cm3"] for r in rows} == {v for v in (0.0, 0.1, 2.0) if v <= configured} | {configured}
+        assert sum(r["chosen"] for r in rows) == 1
+        chosen = next(r for r in rows if r["chosen"])
+        assert post["min_volume_mm3"][cls] == pytest.approx(1000 * chosen["min_volume_cm3"])
+    assert post["min_volume_mm3"]["edema"] == tuning["configured_mm3"]["edema"]  # not a tuned class
+    # a label on another grid than its T2w
+    bad = tmp_path / "shifted_tumor.nii.gz"
+    img = nib.load(subjects["003"]["truth"]["tumor"])
+    shifted = img.affine.copy()
+    shifted[:3, 3] += 5.0
+    nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj), shifted), str(bad))
+    subjects["003"]["truth"]["tumor"] = str(bad)
+    with pytest.raises(ValueError, match="shifted_tumor.nii.gz"):
+        tune_model_folder(folder, subjects, settings, threads=1)
+
+
+def test_an_ensemble_of_tuned_folders_segments_with_the_median_floors(tiny_model_folder, sct_data, tmp_path):
+    """Two copies of a model folder, each with floors as postprocess.tune writes them: segmenting the
+    real T2w with both applies the median per class (recorded in the masks' provenance)."""
+    import json
+    import shutil
+
+    from imsct.inference.predictor import Predictor, SegmentOptions
+    from imsct.io import load_image
+
+    folders = []
+    for i, edema in enumerate((100.0, 300.0)):
+        f = tmp_path / f"onnx-{i}"
+        shutil.copytree(tiny_model_folder, f)
+        meta = json.loads((f / "model.json").read_text())
+        meta["postprocess"]["min_volume_mm3"]["edema"] = edema
+        meta["postprocess"]["tuning"] = {"subjects": ["001"]}
+        (f / "model.json").write_text(json.dumps(meta))
+        folders.append(f)
+    seg = Predictor(folders, threads=1).segment(load_image(sct_data / "t2/t2.nii.gz"), None,
+                                                SegmentOptions(register=False))
+    assert seg.provenance["min_volume_mm3"]["edema"] == 200.0

@@ -266,6 +266,17 @@ def get_infer_inputs(keys):
 
 
 TUNE = config["postprocess"]["tune"]["enabled"]
+# What export writes into the model folders: the tune settings only when tuning is on (editing them
+# with tuning off must not rerun every export and what follows)
+EXPORT_POSTPROCESS = {
+    k: v for k, v in config["postprocess"].items() if k != "tune" or TUNE
+}
+
+
+def export_runtime(wildcards):
+    """Minutes for an export job: with postprocess.tune it also segments the split's validation
+    subjects (as inference budgets its batches: a minute per subject)."""
+    return 30 + (len(split_members(wildcards.split, "val")) if TUNE else 0)
 
 
 def get_tune_subjects(wildcards):

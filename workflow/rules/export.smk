@@ -14,10 +14,13 @@ rule export:
     log:
         L.log("export/split-{split}"),
     threads: 2 if TUNE else 1
+    resources:
+        mem_mb=4000,
+        runtime=export_runtime,
     params:
         training=TRAINING_RECIPE["tumor"],
         spacing=config["preprocess"]["spacing_mm"],
-        postprocess=config["postprocess"],
+        postprocess=EXPORT_POSTPROCESS,
         inference=config["inference"],
         tune_subjects=get_tune_subjects,
     script:
@@ -37,10 +40,13 @@ rule export_single:
     log:
         L.log("export/split-{split}_single"),
     threads: 2 if TUNE else 1
+    resources:
+        mem_mb=4000,
+        runtime=export_runtime,
     params:
         training=TRAINING_RECIPE["tumor"],
         spacing=config["preprocess"]["spacing_mm"],
-        postprocess=config["postprocess"],
+        postprocess=EXPORT_POSTPROCESS,
         inference=config["inference"],
         tune_subjects=get_tune_subjects,
     script:

@@ -10,7 +10,7 @@ folder = Path(out.meta).parent
 write_model_folder(inp.cord, inp.tumor, folder, smk.wildcards.split,
                    p.training, tuple(p.spacing), p.postprocess, single_step=smk.rule == "export_single",
                    inference_cfg=p.inference)
-if p.tune_subjects:  # postprocess.tune: the floors chosen on the split's validation subjects
+if p.postprocess.get("tune", {}).get("enabled"):  # the floors chosen on the split's validation subjects
     from imsct.inference.tuning import tune_model_folder
 
     tune_model_folder(folder, p.tune_subjects, p.postprocess["tune"], threads=smk.threads)

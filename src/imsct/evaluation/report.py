@@ -204,7 +204,8 @@ def postprocess_section(model_jsons: dict[str, str]) -> str:
         text += ("Chosen per split on its validation subjects (<code>postprocess.tune</code>; not in the paper): "
                  "the configured floor, unless a candidate (by default only smaller ones) gains at least "
                  "<code>min_gain</code> mean validation Dice; then, of the candidates within <code>min_gain</code> "
-                 "of the best, the one nearest the configured floor.</p>")
+                 "of the best, the one nearest the configured floor; chosen for the configured class rule, and "
+                 "applied to the other rule's masks too.</p>")
     else:
         text += "From <code>postprocess.min_volume_cm3</code>.</p>"
     return text + _table(pd.DataFrame.from_dict(rows, orient="index"))

@@ -85,7 +85,8 @@ def choose_min_volumes(cases: list[ValidationCase], configured_mm3: dict, candid
     """The floors (mm3 per class) with the best mean validation Dice, class by class in
     :data:`TUNE_ORDER`; a class keeps its configured floor unless a candidate beats it by at least
     ``min_gain``, and where the Dice is undefined on every case; it then takes, of the candidates
-    within ``min_gain`` of the best, the one nearest the configured floor. ``direction`` lower: only candidates
+    that gain ``min_gain`` and lie within ``min_gain`` of the best, the one nearest the configured
+    floor. ``direction`` lower: only candidates
     at or below the configured floor. Returns the floors and one row per class and candidate (cm3,
     mean Dice, cases, chosen)."""
     if direction not in ("lower", "both"):
@@ -93,7 +94,7 @@ def choose_min_volumes(cases: list[ValidationCase], configured_mm3: dict, candid
     floors = {c: float(v) for c, v in configured_mm3.items()}
     rows = []
     for cls in (c for c in TUNE_ORDER if c in classes):
-        configured = floors.get(cls, 0.0)
+        configured = round(floors.get(cls, 0.0), 6)
         values = sorted({round(float(v) * 1000.0, 6) for v in candidates_cm3} | {configured})
         if direction == "lower":
             values = [v for v in values if v <= configured]
@@ -107,7 +108,8 @@ def choose_min_volumes(cases: list[ValidationCase], configured_mm3: dict, candid
                 # the candidate nearest the configured floor among those within min_gain of the best
                 # (differences smaller than min_gain are taken for noise, as the one-standard-error rule
                 # takes the simplest model near the best); ties go to the larger floor
-                near = [v for v in defined if scores[v][0] == top or top - scores[v][0] < min_gain]
+                near = [v for v in defined if scores[v][0] >= base + min_gain - 1e-12
+                        and (scores[v][0] == top or top - scores[v][0] < min_gain)]
                 best = min(near, key=lambda v: (abs(v - configured), -v))
         floors[cls] = best
         rows += [{"class": cls, "min_volume_cm3": v / 1000.0, "dice": scores[v][0], "cases": scores[v][1],
@@ -148,8 +150,6 @@ def tune_model_folder(folder, subjects: dict, settings: dict, threads: int = 2) 
     from .predictor import Predictor, SegmentOptions
 
     folder = Path(folder)
-    if not subjects:
-        raise ValueError(f"{folder}: postprocess.tune needs validation subjects, and the split has none")
     predictor = Predictor(folder, threads=threads)
     post = predictor.post
     opts = SegmentOptions(register=False, soft=True)
@@ -161,6 +161,9 @@ def tune_model_folder(folder, subjects: dict, settings: dict, threads: int = 2) 
         voxel = float(np.prod(nib.affines.voxel_sizes(t2.affine)))
         cases.append(validation_case(key, binarize(prob, post["threshold"]), load_truth(s["truth"], t2, key), voxel))
     exclusive = bool(post.get("exclusive", False))
+    if not cases:  # a tiny cohort's split: said in the log and in model.json, the configured floors kept
+        log.warning("%s: postprocess.tune: the split has no validation subjects; the configured floors are kept",
+                    folder)
     floors, rows = choose_min_volumes(cases, post["min_volume_mm3"], settings["candidates_cm3"], settings["classes"],
                                       float(settings["min_gain"]), post["fill_holes"], exclusive,
                                       settings.get("direction", "lower"))
