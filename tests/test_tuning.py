@@ -1,5 +1,7 @@
 """postprocess.tune: the smallest kept objects chosen on validation subjects (imsct.inference.tuning)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -171,7 +173,6 @@ def test_a_model_folder_tuned_on_phantom_subjects(tiny_model_folder, small_cohor
     """tune_model_folder on the tiny models and two phantom subjects: model.json gains the tuning
     record (subjects, every candidate at or below the configured floor scored, one chosen per class)
     and keeps its ONNX files' hashes; a label on another grid is refused, naming the file."""
-    import json
     import shutil
 
     import nibabel as nib
@@ -215,7 +216,6 @@ def test_a_model_folder_tuned_on_phantom_subjects(tiny_model_folder, small_cohor
 def test_an_ensemble_of_tuned_folders_segments_with_the_median_floors(tiny_model_folder, sct_data, tmp_path):
     """Two copies of a model folder, each with floors as postprocess.tune writes them: segmenting the
     real T2w with both applies the median per class (recorded in the masks' provenance)."""
-    import json
     import shutil
 
     from imsct.inference.predictor import Predictor, SegmentOptions
@@ -233,3 +233,17 @@ def test_an_ensemble_of_tuned_folders_segments_with_the_median_floors(tiny_model
     seg = Predictor(folders, threads=1).segment(load_image(sct_data / "t2/t2.nii.gz"), None,
                                                 SegmentOptions(register=False))
     assert seg.provenance["min_volume_mm3"]["edema"] == 200.0
+
+
+def test_a_split_without_validation_subjects_keeps_its_floors(tiny_model_folder, tmp_path, caplog):
+    import shutil
+
+    from imsct.inference.tuning import tune_model_folder
+
+    folder = tmp_path / "onnx"
+    shutil.copytree(tiny_model_folder, folder)
+    before = json.loads((folder / "model.json").read_text())["postprocess"]["min_volume_mm3"]
+    with caplog.at_level("WARNING"):
+        post = tune_model_folder(folder, {}, {"candidates_cm3": [0.0], "classes": ["tumor"], "min_gain": 0.0})
+    assert post["min_volume_mm3"] == before and post["tuning"]["subjects"] == []
+    assert "no validation subjects" in caplog.text
