@@ -186,7 +186,7 @@ def test_a_model_folder_tuned_on_phantom_subjects(tiny_model_folder, small_cohor
     for sub in ("sub-003", "sub-007"):
         anat, labels = _anat(small_cohort, sub)
         subjects[sub[4:]] = {"t2w": str(anat / f"{sub}_T2w.nii.gz"), "t1w": str(anat / f"{sub}_ce-gad_T1w.nii.gz"),
-                             "truth": {c: str(labels / f"{sub}_T2w_label-{c}_mask.nii.gz")
+                             "gt": {c: str(labels / f"{sub}_T2w_label-{c}_mask.nii.gz")
                                        for c in ("tumor", "edema", "cavity")}}
     settings = {"candidates_cm3": [0.0, 0.1, 2.0], "classes": ["tumor", "cavity"], "min_gain": 0.0}
     post = tune_model_folder(folder, subjects, settings, threads=1)
@@ -204,11 +204,11 @@ def test_a_model_folder_tuned_on_phantom_subjects(tiny_model_folder, small_cohor
     assert post["min_volume_mm3"]["edema"] == tuning["configured_mm3"]["edema"]  # not a tuned class
     # a label on another grid than its T2w
     bad = tmp_path / "shifted_tumor.nii.gz"
-    img = nib.load(subjects["003"]["truth"]["tumor"])
+    img = nib.load(subjects["003"]["gt"]["tumor"])
     shifted = img.affine.copy()
     shifted[:3, 3] += 5.0
     nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj), shifted), str(bad))
-    subjects["003"]["truth"]["tumor"] = str(bad)
+    subjects["003"]["gt"]["tumor"] = str(bad)
     with pytest.raises(ValueError, match="shifted_tumor.nii.gz"):
         tune_model_folder(folder, subjects, settings, threads=1)
 

@@ -279,27 +279,31 @@ def export_runtime(wildcards):
     return 30 + (len(split_members(wildcards.split, "val")) if TUNE else 0)
 
 
-def get_tune_subjects(wildcards):
-    """postprocess.tune: what choosing a split's floors reads per validation subject (the T2w, the
-    registered T1w, the lesion labels on the T2w's grid); nothing when tuning is off."""
-    if not TUNE:
-        return {}
+def labelled_scans(keys):
+    """Per subject: the T2w, the T1w registered onto it and the lesion labels on its grid (what the
+    report's panels and postprocess.tune read)."""
     out = {}
-    for key in split_members(wildcards.split, "val"):
+    for key in keys:
         files = subject_inputs(key)
         out[key] = {
             "t2w": files["t2w"],
             "t1w": L.registered_t1w(key),
-            "truth": {c: files[c] for c in LESIONS},
+            "gt": {c: files[c] for c in LESIONS},
         }
     return out
+
+
+def get_tune_subjects(wildcards):
+    """postprocess.tune: the split's validation subjects (:func:`labelled_scans`); none when tuning
+    is off."""
+    return labelled_scans(split_members(wildcards.split, "val")) if TUNE else {}
 
 
 def get_tune_inputs(wildcards):
     """The manifests (or source files) behind :func:`get_tune_subjects`."""
     subjects = get_tune_subjects(wildcards)
     labels = (
-        [] if SYNTHETIC else [f for s in subjects.values() for f in s["truth"].values()]
+        [] if SYNTHETIC else [f for s in subjects.values() for f in s["gt"].values()]
     )
     return get_infer_inputs(list(subjects)) + labels
 
@@ -381,16 +385,9 @@ def get_evaluate_inputs(wildcards):
 
 def get_report_subjects(wildcards=None):
     """Images and labels of every subject tested in some split (for the example panels)."""
-    keys = sorted({k for split in SPLITS for k in split_members(split, "test")})
-    out = {}
-    for key in keys:
-        files = subject_inputs(key)
-        out[key] = {
-            "t2w": files["t2w"],
-            "t1w": L.registered_t1w(key),
-            "gt": {c: files[c] for c in LESIONS},
-        }
-    return out
+    return labelled_scans(
+        sorted({k for split in SPLITS for k in split_members(split, "test")})
+    )
 
 
 def training_logs():

@@ -10,17 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..classes import CLASSES, LESIONS, OUTPUTS
-from ..io import load_image, same_grid
+from ..classes import CLASSES, OUTPUTS
+from ..io import load_image
 from ..paths import prediction_file
-from .metrics import DEFAULT_OVERLAP_MM3, compare, voxel_volume_mm3
-
-
-def _mask(path, ref=None) -> np.ndarray:
-    img = load_image(path)
-    if ref is not None and not same_grid(img, ref):
-        raise ValueError(f"{path} is not on the grid of {ref.get_filename()} (shape {img.shape} vs {ref.shape})")
-    return np.asanyarray(img.dataobj) > 0
+from .metrics import DEFAULT_OVERLAP_MM3, compare, ground_truth_masks, load_mask, voxel_volume_mm3
 
 
 def prediction_paths(pred_dir, base: str) -> dict[str, Path]:
@@ -32,7 +25,7 @@ def crop_contains(crop: list[list[int]] | None, working_labels: dict[str, str]) 
     the tumor model saw (``[start, stop]`` per axis, may reach past the image; None = everything)."""
     out = {}
     for name, path in working_labels.items():
-        m = _mask(path)
+        m = load_mask(path)
         inside = np.zeros_like(m)
         if crop is None:
             inside[...] = True
@@ -55,18 +48,17 @@ def evaluate_subject(gt: dict[str, str], pred_dir, base: str, cord_gt: str | Non
     preds = prediction_paths(pred_dir, base)
     ref = load_image(preds["wholetumor"])
     voxel = voxel_volume_mm3(ref.affine)
-    g = {k: _mask(gt[k], ref) for k in LESIONS}
-    g["wholetumor"] = g["tumor"] | g["edema"] | g["cavity"]
+    g = ground_truth_masks(gt, ref)
     rows = []
     for c in CLASSES:
-        rows.append({"class": c, **compare(g[c], _mask(preds[c], ref), voxel, overlap_mm3)})
+        rows.append({"class": c, **compare(g[c], load_mask(preds[c], ref), voxel, overlap_mm3)})
     side = json.loads(Path(prediction_file(pred_dir, base, "wholetumor", ".json")).read_text())
     info = {"cascade": bool(side["cascade"]), "exclusive": bool(side.get("exclusive", False)),
             "cord_found": bool(side["cord_found"]), "cord_fallback": bool(side["cord_fallback_whole_fov"]),
             "seconds": float(sum(v for k, v in side["seconds"].items() if k != "register")),
             "cord_dice": None, "crop_contains_all": None}
     if cord_gt is not None:
-        info["cord_dice"] = compare(_mask(cord_gt, ref), _mask(preds["cord"], ref), voxel)["dice"]
+        info["cord_dice"] = compare(load_mask(cord_gt, ref), load_mask(preds["cord"], ref), voxel)["dice"]
     if working_labels is not None and side["cascade"]:
         shares = crop_contains(side.get("network_input_region", side["crop"]), working_labels)
         info.update({f"crop_share_{k}": v for k, v in shares.items()})

@@ -41,6 +41,23 @@ def _overlaps_per_lesion(mask: np.ndarray, other: np.ndarray) -> np.ndarray:
     return np.bincount(labels[other].ravel(), minlength=n + 1)[1:]
 
 
+def load_mask(path, ref=None) -> np.ndarray:
+    """A mask file as booleans; with ``ref`` (an image), it must lie on ref's grid (shape and affine)."""
+    from ..io import load_image, same_grid
+
+    img = load_image(path)
+    if ref is not None and not same_grid(img, ref):
+        raise ValueError(f"{path} is not on the grid of {ref.get_filename()} (shape {img.shape} vs {ref.shape})")
+    return np.asanyarray(img.dataobj) > 0
+
+
+def ground_truth_masks(paths: dict, ref) -> dict[str, np.ndarray]:
+    """The tumor, edema and cavity masks (paths) on ref's grid, and the whole tumor, their union."""
+    g = {k: load_mask(paths[k], ref) for k in ("tumor", "edema", "cavity")}
+    g["wholetumor"] = g["tumor"] | g["edema"] | g["cavity"]
+    return g
+
+
 def dice(gt: np.ndarray, pred: np.ndarray) -> float | None:
     """Dice of two masks alone (as :func:`compare`'s): None when both are empty."""
     g, p = np.asarray(gt) != 0, np.asarray(pred) != 0

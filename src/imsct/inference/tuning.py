@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,15 +100,14 @@ def choose_min_volumes(cases: list[ValidationCase], configured_mm3: dict, candid
         scores = {v: mean_dice(cases, cls, floors | {cls: v}, fill_holes, exclusive) for v in values}
         base = scores[configured][0]
         best = configured
-        defined = [v for v in values if scores[v][0] is not None]
-        if base is not None and defined:
-            top = max(scores[v][0] for v in defined)
-            if top >= base + min_gain - 1e-12:
-                # the candidate nearest the configured floor among those within min_gain of the best
-                # (differences smaller than min_gain are taken for noise, as the one-standard-error rule
-                # takes the simplest model near the best); ties go to the larger floor
-                near = [v for v in defined if scores[v][0] >= base + min_gain - 1e-12
-                        and (scores[v][0] == top or top - scores[v][0] < min_gain)]
+        if base is not None:
+            # of the candidates that gain min_gain, the one nearest the configured floor among those within
+            # min_gain of the best (smaller differences are taken for noise, as the one-standard-error rule
+            # takes the simplest model near the best); ties go to the larger floor
+            gaining = [v for v in values if scores[v][0] is not None and scores[v][0] >= base + min_gain - 1e-12]
+            if gaining:
+                top = max(scores[v][0] for v in gaining)
+                near = [v for v in gaining if scores[v][0] == top or top - scores[v][0] < min_gain]
                 best = min(near, key=lambda v: (abs(v - configured), -v))
         floors[cls] = best
         rows += [{"class": cls, "min_volume_cm3": v / 1000.0, "dice": scores[v][0], "cases": scores[v][1],
@@ -120,33 +118,16 @@ def choose_min_volumes(cases: list[ValidationCase], configured_mm3: dict, candid
 
 
 def _fmt(v):
-    return "undefined" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
-
-
-def load_truth(paths: dict, t2, name: str) -> dict[str, np.ndarray]:
-    """Ground-truth masks (tumor, edema, cavity paths) on the T2w's grid, plus the whole tumor."""
-    from ..io import load_image, same_grid
-
-    truth = {}
-    for cls, path in paths.items():
-        img = load_image(path)
-        if not same_grid(img, t2):
-            raise ValueError(f"{path}: the {cls} label of {name} is not on its T2w's grid (shape "
-                             f"{img.shape} vs {t2.shape[:3]}, or another affine)")
-        truth[cls] = np.asanyarray(img.dataobj) > 0
-    truth["wholetumor"] = truth["tumor"] | truth["edema"] | truth["cavity"]
-    return truth
+    return "undefined" if v is None else f"{v:.4f}"
 
 
 def tune_model_folder(folder, subjects: dict, settings: dict, threads: int = 2) -> dict:
     """Choose the floors of a model folder on validation subjects and write them into its
-    ``model.json``. ``subjects``: key -> {"t2w", "t1w" (registered onto the T2w, or None), "truth":
-    {tumor, edema, cavity: paths}}; ``settings``: the config's ``postprocess.tune`` (candidates_cm3,
+    ``model.json``. ``subjects``: key -> {"t2w", "t1w" (registered onto the T2w, or None), "gt":
+    {tumor, edema, cavity: paths on the T2w's grid}}; ``settings``: the config's ``postprocess.tune`` (candidates_cm3,
     classes, min_gain). Returns the model folder's new ``postprocess`` entry."""
-    import nibabel as nib
-
+    from ..evaluation.metrics import ground_truth_masks, voxel_volume_mm3
     from ..io import load_scan, write_json
-    from .modelfolder import read_model_folder
     from .predictor import Predictor, SegmentOptions
 
     folder = Path(folder)
@@ -158,8 +139,8 @@ def tune_model_folder(folder, subjects: dict, settings: dict, threads: int = 2) 
         t2 = load_scan(s["t2w"])
         seg = predictor.segment(t2, load_scan(s["t1w"]) if s.get("t1w") else None, opts)
         prob = np.stack([seg.probabilities[c] for c in predictor.meta[0]["tumor"]["classes"]])
-        voxel = float(np.prod(nib.affines.voxel_sizes(t2.affine)))
-        cases.append(validation_case(key, binarize(prob, post["threshold"]), load_truth(s["truth"], t2, key), voxel))
+        cases.append(validation_case(key, binarize(prob, post["threshold"]), ground_truth_masks(s["gt"], t2),
+                                     voxel_volume_mm3(t2.affine)))
     exclusive = bool(post.get("exclusive", False))
     if not cases:  # a tiny cohort's split: said in the log and in model.json, the configured floors kept
         log.warning("%s: postprocess.tune: the split has no validation subjects; the configured floors are kept",
@@ -167,7 +148,7 @@ def tune_model_folder(folder, subjects: dict, settings: dict, threads: int = 2) 
     floors, rows = choose_min_volumes(cases, post["min_volume_mm3"], settings["candidates_cm3"], settings["classes"],
                                       float(settings["min_gain"]), post["fill_holes"], exclusive,
                                       settings.get("direction", "lower"))
-    meta = read_model_folder(folder)
+    meta = dict(predictor.meta[0])  # model.json as read (and its ONNX hashes checked) by the predictor
     meta["postprocess"] = {**post, "min_volume_mm3": floors,
                            "tuning": {"configured_mm3": post["min_volume_mm3"], "subjects": sorted(subjects),
                                       "rule": "exclusive" if exclusive else "independent",
