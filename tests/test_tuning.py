@@ -247,3 +247,18 @@ def test_a_split_without_validation_subjects_keeps_its_floors(tiny_model_folder,
         post = tune_model_folder(folder, {}, {"candidates_cm3": [0.0], "classes": ["tumor"], "min_gain": 0.0})
     assert post["min_volume_mm3"] == before and post["tuning"]["subjects"] == []
     assert "no validation subjects" in caplog.text
+
+
+def test_the_report_lists_each_splits_floors_and_what_tuning_gained(tmp_path):
+    from imsct.evaluation.report import postprocess_section
+
+    scores = [{"class": "tumor", "min_volume_cm3": v, "dice": d, "cases": 8, "configured": v == 0.2, "chosen": v == 0.1}
+              for v, d in ((0.0, 0.80), (0.1, 0.80), (0.2, 0.70))]
+    tuned = {"postprocess": {"min_volume_mm3": {"tumor": 100.0, "edema": 200.0, "cavity": 100.0, "wholetumor": 0.0},
+                             "tuning": {"subjects": ["001", "002"], "scores": scores}}}
+    plain = {"postprocess": {"min_volume_mm3": {"tumor": 200.0, "edema": 500.0, "cavity": 500.0, "wholetumor": 0.0}}}
+    for name, meta in (("a", tuned), ("b", plain)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(meta))
+    html = postprocess_section({"00": str(tmp_path / "a.json"), "01": str(tmp_path / "b.json")})
+    assert "2 validation subjects (tumor core; the rest configured)" in html and "Tumor core +10.0" in html
+    assert "configuration" in html and "<td>0.5</td>" in html and "<td>0.1</td>" in html

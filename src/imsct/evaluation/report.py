@@ -193,7 +193,8 @@ def postprocess_section(model_jsons: dict[str, str]) -> str:
                 chosen, configured = g.loc[g["chosen"], "dice"], g.loc[g["configured"], "dice"]
                 if not g.loc[g["chosen"], "configured"].iloc[0]:
                     gain.append(f"{TITLES[c]} {100 * (chosen.iloc[0] - configured.iloc[0]):+.1f}")
-            row["set by"] = f"{len(tuning['subjects'])} validation subjects"
+            n, tuned_classes = len(tuning["subjects"]), ", ".join(TITLES[c].lower() for c in scores["class"].unique())
+            row["set by"] = f"{n} validation subject{'' if n == 1 else 's'} ({tuned_classes}; the rest configured)"
             row["validation Dice gained (points)"] = ", ".join(gain) or "none (configured kept)"
         else:
             row["set by"] = "configuration"
