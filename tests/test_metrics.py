@@ -180,3 +180,27 @@ def test_per_acquisition_separates_what_the_mean_hides():
     assert table4(df.assign(precision=1.0, recall=1.0, detection_tpr=1.0, detection_fdr=0.0, rel_volume_diff=0.0,
                             abs_volume_diff=0.0)).loc["Dice", "tumor"] == "66.7 ± 0.0"
     assert list(per_acquisition(df.drop(columns="acquisition")).index) == ["n/a"]
+
+
+def test_the_report_shows_cascade_vs_single_as_the_workflow_writes_it(tmp_path):
+    """The single-step model trained on split 00 alone: the report's table read the TSV's numeric-looking
+    column as numbers and showed the split as "0"."""
+    import pandas as pd
+
+    from imsct.evaluation.aggregate import cascade_vs_single
+    from imsct.evaluation.report import _read_table, _table
+
+    rows = [{"split": split, "subject": f"s{split}", "mode": mode, "class": cls, "dice": 0.722, "seconds": 0.46}
+            for split in ("00", "01") for mode in ("cascade", "single") if (mode, split) != ("single", "01")
+            for cls in ("tumor", "edema", "cavity", "wholetumor")]
+    logs = []
+    for kind, seconds in (("tumor", 9.9), ("single", 19.0)):
+        log = tmp_path / kind / "log.tsv"
+        log.parent.mkdir()
+        pd.DataFrame({"epoch": [0, 1], "train_seconds": [seconds, seconds]}).to_csv(log, sep="\t")
+        logs.append(str(log))
+    table = cascade_vs_single(pd.DataFrame(rows), logs)
+    table.to_csv(tmp_path / "cascade_vs_single.tsv", sep="\t")
+    html = _table(_read_table(tmp_path / "cascade_vs_single.tsv"))
+    assert table.loc["Splits", "cascade"] == "00"
+    assert html.count("<td>00</td>") == 2 and "<td>72.2</td>" in html and "<td>19.0</td>" in html

@@ -136,6 +136,17 @@ def test_dry_run_the_slice_of_the_gpu_configuration_that_two_cores_run(tmp_path)
     assert "gpu=1" not in r.stdout  # the training jobs ask for no GPU
 
 
+def test_dry_run_the_demo_over_twelve_splits(tmp_path):
+    """config/demo-12splits.yaml over the demo: the paper's 12 splits at demo scale, on the CPU; the
+    single-step baseline still on split 0 alone."""
+    r = snakemake("-n", "--cores", "2", "--configfile", "config/config.yaml", "config/demo-12splits.yaml",
+                  "--config", *tmp_config(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    counts = job_counts(r.stdout)
+    assert counts["train_cord"] == counts["train_tumor"] == counts["export"] == counts["evaluate"] == 12
+    assert counts["train_single"] == 1 and "gpu=1" not in r.stdout
+
+
 def test_working_grid_files_are_named_by_the_configured_spacing(tmp_path):
     """The working-grid files carry the configured spacing (``res-1x1x2`` by default, as ever, which
     test_small_run_generates_cohort_and_qc runs): preprocessing writes them under that name into the

@@ -65,8 +65,9 @@ def _table(df: pd.DataFrame, index: bool = True) -> str:
 
 
 def _read_table(path) -> pd.DataFrame:
-    """An evaluation table as written (``n/a`` stays text: read as NaN it would label a row "NaN")."""
-    return pd.read_csv(path, sep="\t", index_col=0, keep_default_na=False)
+    """An evaluation table as written, every cell text: ``n/a`` read as NaN would label a row "NaN", and a
+    column of numbers would turn the split "00" into 0."""
+    return pd.read_csv(path, sep="\t", index_col=0, keep_default_na=False, dtype=str)
 
 
 def _mean_sd(s: pd.Series) -> str:
