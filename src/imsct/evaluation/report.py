@@ -124,20 +124,25 @@ def registration_section(reg: pd.DataFrame) -> str:
 
 def training_section(logs: dict[str, dict[str, str]]) -> str:
     kinds = [k for k in ("cord", "tumor", "single") if any(k in paths for paths in logs.values())]
-    fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 3.8))
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds) + 1.2, 3.8))
+    # one colour per split in every panel (tab10 would give split 10 split 0's colour), one legend
+    # beside the panels: inside each, twelve splits' entries covered the curves
+    cmap = plt.cm.tab10 if len(logs) <= 10 else plt.cm.tab20
+    lines = {}
     for ax, kind in zip(axes, kinds):
         for k, (split, paths) in enumerate(sorted(logs.items())):
             if kind not in paths or not Path(paths[kind]).is_file():
                 continue
             h = pd.read_csv(paths[kind], sep="\t")
-            c = plt.cm.tab10(k % 10)
+            c = cmap(k % cmap.N)
             ax.plot(h["epoch"], h["train_loss"], color=c, lw=1, ls="--")
-            ax.plot(h["epoch"], h["val_loss"], color=c, lw=1.5, label=f"split {split}")
+            lines[split] = ax.plot(h["epoch"], h["val_loss"], color=c, lw=1.5)[0]
         name = "single-step tumor" if kind == "single" else kind
         ax.set(title=f"{name} model", xlabel="epoch", ylabel="loss")
-        ax.legend(fontsize=7, ncol=2)
     fig.suptitle("Loss per split (dashed: training, solid: validation)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1 - 1.1 / fig.get_figwidth(), 1))
+    fig.legend(list(lines.values()), [f"split {s}" for s in sorted(lines)], fontsize=7, loc="center right",
+               ncol=1 if len(lines) <= 12 else 2)
     return _img(_png(fig), "Training and validation loss per split")
 
 
