@@ -18,6 +18,8 @@ from __future__ import annotations
 import cc3d
 import numpy as np
 
+from ..classes import LESIONS
+
 METRIC_KEYS = ("dice", "precision", "recall", "detection_tpr", "detection_fdr", "rel_volume_diff",
                "abs_volume_diff", "volume_gt_mm3", "volume_pred_mm3", "n_gt_lesions", "n_pred_lesions",
                "n_tp_lesions", "n_fn_lesions", "n_fp_lesions")
@@ -53,8 +55,8 @@ def load_mask(path, ref=None) -> np.ndarray:
 
 def ground_truth_masks(paths: dict, ref) -> dict[str, np.ndarray]:
     """The tumor, edema and cavity masks (paths) on ref's grid, and the whole tumor, their union."""
-    g = {k: load_mask(paths[k], ref) for k in ("tumor", "edema", "cavity")}
-    g["wholetumor"] = g["tumor"] | g["edema"] | g["cavity"]
+    g = {k: load_mask(paths[k], ref) for k in LESIONS}
+    g["wholetumor"] = np.logical_or.reduce([g[k] for k in LESIONS])
     return g
 
 
